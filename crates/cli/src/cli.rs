@@ -1,0 +1,193 @@
+//! Command-line types (clap derive). Nothing here runs anything: `main.rs` dispatches to
+//! `commands/<name>.rs`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// protforge: protein backbone generation, motif scaffolding and MD rollout.
+///
+/// Coordinates are read and written in Å. Every output directory gets a manifest.json.
+/// Run `protforge <command> --help` for the options of each command.
+#[derive(Debug, Parser)]
+#[command(name = "protforge", version, propagate_version = true, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Flags accepted by every command.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct GlobalArgs {
+    /// Print only errors (and the requested output).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// More detail: per-file warnings and timings. Repeat for more.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Hide progress bars (they are hidden anyway when stderr is not a terminal).
+    #[arg(long, global = true)]
+    pub(crate) no_progress: bool,
+    /// Worker threads for parallel work [default: all cores].
+    #[arg(long, global = true, value_name = "N")]
+    pub(crate) threads: Option<usize>,
+    /// Machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Compute device: cpu, or cuda:N in builds with the `cuda` feature.
+    #[arg(long, global = true, default_value = "cpu", value_name = "DEVICE")]
+    pub(crate) device: String,
+    /// Directory holding the model's config.json and model.safetensors
+    /// [default: the shipped weights/<model>/].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) weights: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Summarise a structure, trajectory, dataset or weights file.
+    ///
+    /// Accepts .pdb/.ent/.cif/.mmcif (optionally .gz), .xtc/.dcd (with --topology),
+    /// dataset .safetensors files and weight directories or files.
+    Inspect(InspectArgs),
+    /// Metrics for backbones, pairs of structures and trajectories.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Build and manage dataset files.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Generate backbones unconditionally with PAR (not yet available).
+    #[command(disable_help_flag = true)]
+    Generate(Reserved),
+    /// Scaffold a motif with PAR (not yet available).
+    #[command(disable_help_flag = true)]
+    Scaffold(Reserved),
+    /// Roll out an MD-like trajectory with STAR-MD (not yet available).
+    #[command(disable_help_flag = true)]
+    Rollout(Reserved),
+    /// Encode/decode DPLM-2 structure tokens (not yet available).
+    #[command(disable_help_flag = true)]
+    Tokenize(Reserved),
+    /// Assemble domains with ProteinWeaver (not yet available).
+    #[command(disable_help_flag = true)]
+    Assemble(Reserved),
+    /// Train a model (not yet available).
+    #[command(disable_help_flag = true)]
+    Train(Reserved),
+}
+
+/// Arguments of a command that this version does not implement yet.
+#[derive(Debug, Args)]
+pub(crate) struct Reserved {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub(crate) rest: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// File or directory to summarise.
+    pub(crate) path: PathBuf,
+    /// Topology (PDB/mmCIF) for .xtc/.dcd files.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) topology: Option<PathBuf>,
+    /// For structures: only this chain.
+    #[arg(long, value_name = "ID")]
+    pub(crate) chain: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EvalCommand {
+    /// Geometry, clashes, Rg, secondary structure, diversity and novelty of a folder of backbones.
+    ///
+    /// Reads every .pdb/.cif(.gz) file in DIR (not recursive). Per-structure rows plus an
+    /// aggregate; with --json the aggregate keys are: n, ca_bond_ok_frac, clash_frac,
+    /// helix_frac, strand_frac, median_rg_ratio, mean_pairwise_tm, clusters_tm05 and
+    /// median_max_tm_to_reference (with --reference).
+    Backbones(EvalBackbonesArgs),
+    /// Align two structures with TM-align (CA atoms; sequence-independent).
+    ///
+    /// tm_a is normalised by the length of A, tm_b by the length of B, as in TMalign's output.
+    Tm(EvalTmArgs),
+    /// 3-state secondary structure (H/E/C) by DSSP, or a CA-geometry rule for CA-only input.
+    Ss(EvalSsArgs),
+    /// Trajectory metrics (not yet available).
+    #[command(disable_help_flag = true)]
+    Trajectory(Reserved),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalBackbonesArgs {
+    /// Folder of backbone files (.pdb, .cif, optionally .gz).
+    pub(crate) dir: PathBuf,
+    /// Dataset (.safetensors) or folder of structures for novelty (max TM-score to any reference).
+    #[arg(long, value_name = "DATASET")]
+    pub(crate) reference: Option<PathBuf>,
+    /// Skip the all-vs-all TM-align diversity computation (it is quadratic in the number of files).
+    #[arg(long)]
+    pub(crate) no_diversity: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalTmArgs {
+    /// First structure (A).
+    pub(crate) a: PathBuf,
+    /// Second structure (B).
+    pub(crate) b: PathBuf,
+    /// Chain of A to use [default: all chains].
+    #[arg(long, value_name = "ID")]
+    pub(crate) chain_a: Option<String>,
+    /// Chain of B to use [default: all chains].
+    #[arg(long, value_name = "ID")]
+    pub(crate) chain_b: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalSsArgs {
+    /// Structure file.
+    pub(crate) file: PathBuf,
+    /// Only this chain.
+    #[arg(long, value_name = "ID")]
+    pub(crate) chain: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DataCommand {
+    /// Build a dataset file from folders of PDB/mmCIF files and .jsonl backbone files.
+    ///
+    /// Chains are split at breaks, kept if 40–512 residues long, deduplicated by sequence and
+    /// split into train/val by sequence clusters. A bad file is reported and skipped.
+    ///
+    /// Example: protforge data build --input ../shared/data/structures/train.jsonl
+    ///          --val-input ../shared/data/structures/val.jsonl --out data/protforge_v1.safetensors
+    Build(DataBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DataBuildArgs {
+    /// Input folders (searched recursively) or files (.pdb/.cif(.gz)/.jsonl).
+    #[arg(long, required = true, num_args = 1.., value_name = "PATH")]
+    pub(crate) input: Vec<PathBuf>,
+    /// Inputs whose chains all go to the validation split (train chains that cluster with
+    /// them move to validation too).
+    #[arg(long, num_args = 1.., value_name = "PATH")]
+    pub(crate) val_input: Vec<PathBuf>,
+    /// Output dataset file (.safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+    /// Minimum segment length kept.
+    #[arg(long, default_value_t = 40)]
+    pub(crate) min_len: usize,
+    /// Maximum segment length kept.
+    #[arg(long, default_value_t = 512)]
+    pub(crate) max_len: usize,
+    /// Fraction of clusters' chains sent to validation (ignored with --val-input).
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) val_fraction: f64,
+    /// Seed for the cluster split.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
+}

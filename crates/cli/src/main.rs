@@ -1,0 +1,89 @@
+//! The `protforge` binary.
+//!
+//! Exit codes: 0 success, 1 error (one line on stderr naming the file and the problem),
+//! 2 command-line usage error (from clap).
+
+mod cli;
+mod commands;
+mod printer;
+
+use clap::Parser;
+use cli::{Cli, Command, EvalCommand};
+use printer::Printer;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.global.quiet, cli.global.verbose, cli.global.no_progress);
+    if let Some(n) = cli.global.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global() {
+            printer.warn(format!("--threads {n} ignored: {e}"));
+        }
+    }
+    match run(&cli, &printer) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(&err);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli, printer: &Printer) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Generate(_) => commands::reserved::run("generate", "PAR (issue 3)"),
+        Command::Scaffold(_) => commands::reserved::run("scaffold", "PAR (issue 3)"),
+        Command::Rollout(_) => commands::reserved::run("rollout", "STAR-MD (issue 5)"),
+        Command::Tokenize(_) => commands::reserved::run("tokenize", "the DPLM-2 tokenizer (issue 4)"),
+        Command::Assemble(_) => commands::reserved::run("assemble", "ProteinWeaver (issue 6)"),
+        Command::Train(_) => commands::reserved::run("train", "the model issues (3-6)"),
+        Command::Eval(EvalCommand::Trajectory(_)) => {
+            commands::reserved::run("eval trajectory", "STAR-MD (issue 5)")
+        }
+        Command::Inspect(_) | Command::Eval(_) | Command::Data(_) => {
+            let _ = printer;
+            commands::reserved::run("this command", "the foundation issue")
+        }
+    }
+}
+
+/// One line: the error and its causes joined by ": ". No backtrace.
+#[allow(clippy::print_stderr)]
+fn report(err: &anyhow::Error) {
+    let mut line = String::from("error: ");
+    let mut first = true;
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !first {
+            if line.contains(&text) {
+                continue;
+            }
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        first = false;
+    }
+    eprintln!("{}", line.replace('\n', " "));
+}
+
+/// A panic is a bug; tell the user in one line instead of a backtrace.
+#[allow(clippy::print_stderr)]
+fn install_panic_hook() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("error: internal error (a bug in protforge, please report it): {msg}{location}");
+    }));
+}

@@ -1,0 +1,50 @@
+//! Error type of the `nn` crate.
+
+use std::path::PathBuf;
+
+/// Errors from device selection and checkpoint I/O.
+#[derive(Debug, thiserror::Error)]
+pub enum NnError {
+    /// A device string such as `cuda:0` could not be parsed.
+    #[error("invalid device '{0}': expected 'cpu' or 'cuda:N'")]
+    BadDevice(String),
+    /// CUDA was requested but this binary was built without the `cuda` feature.
+    #[error("device '{0}' requested, but this build of protforge has no CUDA support (rebuild with --features cuda)")]
+    NoCuda(String),
+    /// The weights directory or one of its files is missing.
+    #[error("{path}: missing weights file ({what}); see the weights/README or pass --weights DIR")]
+    MissingWeights {
+        /// The file that was expected.
+        path: PathBuf,
+        /// What the file is (config or tensors).
+        what: &'static str,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `config.json` is not valid for this model.
+    #[error("{path}: invalid config: {message}")]
+    BadConfig {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// `model.safetensors` is not a valid safetensors file.
+    #[error("{path}: invalid safetensors file: {message}")]
+    BadTensors {
+        /// The tensor file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An error from candle.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}

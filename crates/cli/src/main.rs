@@ -8,7 +8,7 @@ mod commands;
 mod printer;
 
 use clap::Parser;
-use cli::{Cli, Command, EvalCommand};
+use cli::{Cli, Command, DataCommand, EvalCommand};
 use printer::Printer;
 use std::process::ExitCode;
 
@@ -34,6 +34,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli, printer: &Printer) -> anyhow::Result<()> {
+    let json = cli.global.json;
+    if let Err(e) = cli.global.device.parse::<protforge_nn::DeviceSpec>() {
+        anyhow::bail!(e);
+    }
     match &cli.command {
         Command::Generate(_) => commands::reserved::run("generate", "PAR (issue 3)"),
         Command::Scaffold(_) => commands::reserved::run("scaffold", "PAR (issue 3)"),
@@ -44,10 +48,11 @@ fn run(cli: &Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Trajectory(_)) => {
             commands::reserved::run("eval trajectory", "STAR-MD (issue 5)")
         }
-        Command::Inspect(_) | Command::Eval(_) | Command::Data(_) => {
-            let _ = printer;
-            commands::reserved::run("this command", "the foundation issue")
-        }
+        Command::Inspect(args) => commands::inspect::run(args, json, printer),
+        Command::Eval(EvalCommand::Backbones(args)) => commands::eval::backbones_cmd(args, json, printer),
+        Command::Eval(EvalCommand::Tm(args)) => commands::eval::tm_cmd(args, json),
+        Command::Eval(EvalCommand::Ss(args)) => commands::eval::ss_cmd(args, json),
+        Command::Data(DataCommand::Build(args)) => commands::data::build_cmd(args, json, printer),
     }
 }
 

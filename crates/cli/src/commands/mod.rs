@@ -1,3 +1,7 @@
 //! One module per subcommand.
 
+pub(crate) mod data;
+pub(crate) mod eval;
+pub(crate) mod inspect;
+pub(crate) mod io;
 pub(crate) mod reserved;

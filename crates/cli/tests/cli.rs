@@ -1,0 +1,196 @@
+//! End-to-end tests of the `protforge` binary on committed files (examples/, tests/fixtures/).
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn examples() -> PathBuf {
+    root().join("examples/backbones")
+}
+
+fn protforge() -> Command {
+    let mut cmd = Command::cargo_bin("protforge").expect("binary built by cargo test");
+    cmd.arg("--no-progress");
+    cmd
+}
+
+fn json_of(cmd: &mut Command) -> serde_json::Value {
+    let output = cmd.output().expect("runs");
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
+}
+
+/// A failing command must exit 1 with exactly one stderr line that names `needle` (the file)
+/// and contains `problem`, and never a panic or backtrace.
+fn assert_one_line_error(cmd: &mut Command, needle: &str, problem: &str) {
+    let output = cmd.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "error does not name {needle}: {stderr}");
+    assert!(lines[0].to_lowercase().contains(&problem.to_lowercase()), "error lacks '{problem}': {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("internal error"), "{stderr}");
+}
+
+#[test]
+fn eval_backbones_json_has_stable_keys() {
+    let v = json_of(protforge().args(["eval", "backbones"]).arg(examples()).arg("--json"));
+    for key in
+        ["n", "ca_bond_ok_frac", "clash_frac", "helix_frac", "strand_frac", "median_rg_ratio", "mean_pairwise_tm", "clusters_tm05"]
+    {
+        assert!(v.get(key).is_some(), "missing key {key}: {v}");
+    }
+    assert!(v.get("median_max_tm_to_reference").is_none());
+    assert_eq!(v["n"], 5);
+    // Real crystal/NMR chains: nearly all CA-CA bonds are in [3.6, 4.0] Å and none clash.
+    assert!(v["ca_bond_ok_frac"].as_f64().unwrap() > 0.98, "{v}");
+    assert_eq!(v["clash_frac"].as_f64().unwrap(), 0.0);
+    // Five different proteins: low mean pairwise TM. Three are mostly helical and superpose
+    // with TM > 0.5 by the shorter chain, so there are 3 clusters, not 5.
+    assert!(v["mean_pairwise_tm"].as_f64().unwrap() < 0.45, "{v}");
+    assert_eq!(v["clusters_tm05"].as_u64().unwrap(), 3, "{v}");
+    // The designed three-helix bundle is mostly helix.
+    let bundle = v["structures"].as_array().unwrap().iter().find(|s| s["file"].as_str().unwrap().contains("HHH")).unwrap();
+    assert!(bundle["helix_frac"].as_f64().unwrap() > 0.6, "{bundle}");
+}
+
+#[test]
+fn eval_backbones_reference_folder_gives_novelty() {
+    // Every structure is in the reference set, so its max TM to the reference is 1.
+    let v = json_of(protforge().args(["eval", "backbones"]).arg(examples()).arg("--reference").arg(examples()).arg("--json"));
+    let m = v["median_max_tm_to_reference"].as_f64().unwrap();
+    assert!((m - 1.0).abs() < 1e-6, "{v}");
+}
+
+#[test]
+fn eval_tm_self_and_pair() {
+    let a = examples().join("barnase_A.pdb");
+    let v = json_of(protforge().args(["eval", "tm"]).arg(&a).arg(&a).arg("--json"));
+    assert!((v["tm_a"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+    assert!(v["rmsd"].as_f64().unwrap() < 1e-3);
+    let b = examples().join("7jk8_A.pdb");
+    let v = json_of(protforge().args(["eval", "tm"]).arg(&a).arg(&b).arg("--json"));
+    for key in ["tm_a", "tm_b", "rmsd", "aligned"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert!(v["tm_a"].as_f64().unwrap() < 0.5, "unrelated folds: {v}");
+}
+
+#[test]
+fn eval_ss_json() {
+    let f = examples().join("HHH_rd1_0473_A.pdb");
+    let v = json_of(protforge().args(["eval", "ss"]).arg(&f).arg("--json"));
+    let ss = v["ss"].as_str().unwrap();
+    assert_eq!(ss.len(), 43);
+    assert!(ss.chars().all(|c| matches!(c, 'H' | 'E' | 'C')));
+    assert!(ss.contains("HHHHHHHHHH"), "{ss}");
+}
+
+#[test]
+fn inspect_structure_and_dataset() {
+    let f = examples().join("1a8o_A.pdb");
+    let v = json_of(protforge().arg("inspect").arg(&f).arg("--json"));
+    assert_eq!(v["residues"], 70);
+    assert_eq!(v["full_backbone"], true);
+
+    // Build a tiny dataset from the examples, then inspect it.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny.safetensors");
+    let summary = json_of(
+        protforge().args(["data", "build", "--input"]).arg(examples()).arg("--out").arg(&out).arg("--json"),
+    );
+    assert_eq!(summary["kept"], 5);
+    let v = json_of(protforge().arg("inspect").arg(&out).arg("--json"));
+    assert_eq!(v["n_chains"], 5);
+    // Refuses to overwrite without --force.
+    assert_one_line_error(
+        protforge().args(["data", "build", "--input"]).arg(examples()).arg("--out").arg(&out),
+        "tiny.safetensors",
+        "already exists",
+    );
+}
+
+#[test]
+fn data_build_reports_bad_files_without_aborting() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    std::fs::copy(examples().join("barnase_A.pdb"), inputs.join("barnase.pdb")).unwrap();
+    std::fs::write(inputs.join("garbage.pdb"), [0u8, 159, 146, 150, 0, 1, 2]).unwrap();
+    std::fs::write(inputs.join("empty.cif"), b"").unwrap();
+    let out = dir.path().join("d.safetensors");
+    let v = json_of(protforge().args(["data", "build", "--input"]).arg(&inputs).arg("--out").arg(&out).arg("--json"));
+    assert_eq!(v["kept"], 1);
+    assert_eq!(v["rejected"].as_array().unwrap().len(), 2, "{v}");
+}
+
+#[test]
+fn bad_inputs_give_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = std::fs::read_to_string(examples().join("barnase_A.pdb")).unwrap();
+
+    std::fs::write(d.join("empty.pdb"), b"").unwrap();
+    assert_one_line_error(protforge().args(["eval", "ss"]).arg(d.join("empty.pdb")), "empty.pdb", "empty");
+
+    std::fs::write(d.join("garbage.pdb"), (0..2000u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>()).unwrap();
+    assert_one_line_error(protforge().args(["eval", "ss"]).arg(d.join("garbage.pdb")), "garbage.pdb", "");
+
+    // Cut mid-record, halfway through the file.
+    let line_start = good[..good.len() / 2].rfind('\n').unwrap() + 1;
+    std::fs::write(d.join("truncated.pdb"), &good[..line_start + 30]).unwrap();
+    let output = protforge().args(["eval", "ss"]).arg(d.join("truncated.pdb")).output().unwrap();
+    // A PDB cut mid-file is either read up to the cut (with a warning) or rejected, never a panic.
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
+
+    // Columns 31-38 hold x of the first ATOM record.
+    let with_x = |x: &str| {
+        let start = good.find("ATOM").unwrap() + 30;
+        let mut text = good.clone();
+        text.replace_range(start..start + 8, x);
+        text
+    };
+    std::fs::write(d.join("nan.pdb"), with_x("     nan")).unwrap();
+    assert_one_line_error(protforge().args(["eval", "ss"]).arg(d.join("nan.pdb")), "nan.pdb", "");
+    std::fs::write(d.join("huge.pdb"), with_x("99999999")).unwrap();
+    assert_one_line_error(protforge().args(["eval", "ss"]).arg(d.join("huge.pdb")), "huge.pdb", "");
+
+    std::fs::write(
+        d.join("water.pdb"),
+        "HEADER    WATER\nHETATM    1  O   HOH A   1       0.000   0.000   0.000  1.00  0.00           O\nEND\n",
+    )
+    .unwrap();
+    assert_one_line_error(protforge().args(["eval", "ss"]).arg(d.join("water.pdb")), "water.pdb", "protein");
+
+    assert_one_line_error(
+        protforge().args(["eval", "ss"]).arg(examples().join("barnase_A.pdb")).args(["--chain", "Z"]),
+        "barnase_A.pdb",
+        "chain",
+    );
+    assert_one_line_error(protforge().args(["inspect"]).arg(d.join("missing.pdb")), "missing.pdb", "");
+
+    std::fs::write(d.join("notadataset.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ").unwrap();
+    assert_one_line_error(protforge().arg("inspect").arg(d.join("notadataset.safetensors")), "notadataset.safetensors", "");
+}
+
+#[test]
+fn reserved_commands_say_not_yet_available() {
+    for cmd in [&["generate", "--length", "100"][..], &["rollout"], &["tokenize", "encode", "x.pdb"], &["eval", "trajectory", "t.xtc"]] {
+        protforge().args(cmd).assert().code(1).stderr(predicate::str::contains("not yet available"));
+    }
+}
+
+#[test]
+fn bad_device_is_a_clear_error() {
+    assert_one_line_error(
+        protforge().args(["--device", "tpu", "eval", "ss"]).arg(examples().join("barnase_A.pdb")),
+        "tpu",
+        "invalid device",
+    );
+}

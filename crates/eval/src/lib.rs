@@ -1,0 +1,12 @@
+//! Backbone metrics that need no network: geometry validity, clashes, radius of gyration,
+//! DSSP secondary structure, TM-score / TM-align, diversity and novelty.
+//!
+//! Every function takes [`protforge_structure::Backbone`] (Å) or plain coordinate slices.
+
+pub mod diversity;
+pub mod dssp;
+pub mod error;
+pub mod geometry;
+pub mod tm;
+
+pub use error::EvalError;

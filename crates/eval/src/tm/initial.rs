@@ -1,0 +1,364 @@
+//! The five initial alignments of TM-align (Zhang & Skolnick 2005, NAR 33:2302, "Initial
+//! alignments"), plus the CA-only secondary structure they use.
+//!
+//! Every function returns `y2x`: `y2x[j] = Some(i)` aligns `y[j]` with `x[i]`.
+
+use protforge_se3::Vec3;
+
+use super::dp::Dp;
+use super::kernel::{FastBufs, score_fast, superpose};
+use super::params::SearchParams;
+
+/// Three-state-plus-turn secondary structure from CA geometry alone, as TM-align assigns it:
+/// for residue `i` with neighbours `i−2 … i+2`, the six CA–CA distances are compared with
+/// ideal helix (5.45, 5.18, 6.37 Å; tolerance 2.1 Å) and strand (6.1, 10.4, 13 Å; tolerance
+/// 1.42 Å) values. Returns `b'H'`, `b'E'`, `b'T'` (turn: `d(i−2, i+2) < 8 Å`) or `b'C'`; the two
+/// residues at each end are `b'C'`.
+pub(crate) fn ca_secondary_structure(x: &[Vec3]) -> Vec<u8> {
+    let n = x.len();
+    let dist = |a: usize, b: usize| (x[a] - x[b]).norm();
+    (0..n)
+        .map(|i| {
+            if i < 2 || i + 2 >= n {
+                return b'C';
+            }
+            let (d13, d14, d15) = (dist(i - 2, i), dist(i - 2, i + 1), dist(i - 2, i + 2));
+            let (d24, d25, d35) = (dist(i - 1, i + 1), dist(i - 1, i + 2), dist(i, i + 2));
+            let near = |v: f64, ideal: f64, tol: f64| (v - ideal).abs() < tol;
+            let helix = near(d15, 6.37, 2.1)
+                && near(d14, 5.18, 2.1)
+                && near(d25, 5.18, 2.1)
+                && near(d13, 5.45, 2.1)
+                && near(d24, 5.45, 2.1)
+                && near(d35, 5.45, 2.1);
+            if helix {
+                return b'H';
+            }
+            let strand = near(d15, 13.0, 1.42)
+                && near(d14, 10.4, 1.42)
+                && near(d25, 10.4, 1.42)
+                && near(d13, 6.1, 1.42)
+                && near(d24, 6.1, 1.42)
+                && near(d35, 6.1, 1.42);
+            if strand {
+                b'E'
+            } else if d15 < 8.0 {
+                b'T'
+            } else {
+                b'C'
+            }
+        })
+        .collect()
+}
+
+/// Initial alignment 1: gapless threading. Every diagonal offset with an overlap of at least
+/// `max(min(Lx, Ly)/2, 5)` residues is scored with [`score_fast`]; the best (last on ties) wins.
+pub(crate) fn gapless(x: &[Vec3], y: &[Vec3], p: &SearchParams, fast: &mut FastBufs) -> Vec<Option<usize>> {
+    let (lx, ly) = (x.len() as i64, y.len() as i64);
+    let min_ali = (lx.min(ly) / 2).max(5);
+    let (k_lo, k_hi) = (min_ali - ly, lx - min_ali);
+    let map = |k: i64| -> Vec<Option<usize>> {
+        (0..ly).map(|j| usize::try_from(j + k).ok().filter(|&i| (i as i64) < lx)).collect()
+    };
+    let mut best = -1.0;
+    let mut best_k = k_lo;
+    for k in k_lo..=k_hi {
+        let y2x = map(k);
+        let s = score_fast(x, y, &y2x, p.d0, p.d0_search, fast);
+        if s >= best {
+            best = s;
+            best_k = k;
+        }
+    }
+    map(best_k)
+}
+
+/// Initial alignment 2: DP on secondary structure identity (score 1 for equal letters of
+/// [`ca_secondary_structure`], gap opening −1).
+pub(crate) fn by_secondary_structure(sx: &[u8], sy: &[u8], dp: &mut Dp) -> Vec<Option<usize>> {
+    let mut y2x = Vec::new();
+    dp.align(
+        sx.len(),
+        sy.len(),
+        -1.0,
+        |i, row| {
+            for (r, &b) in row.iter_mut().zip(sy) {
+                *r = f64::from(u8::from(sx[i] == b));
+            }
+        },
+        &mut y2x,
+    );
+    y2x
+}
+
+/// Fill `row` with `1 / (1 + |xt_i − y_j|² / d02)` for all `j`.
+#[inline]
+pub(crate) fn distance_row(xt_i: &Vec3, y: &[Vec3], d02: f64, row: &mut [f64]) {
+    for (r, yj) in row.iter_mut().zip(y) {
+        let dij = (xt_i - yj).norm_squared();
+        *r = d02 / (d02 + dij);
+    }
+}
+
+/// Initial alignment 3 (TMalign's `get_initial5`): local superposition. Fragments of 20 and
+/// of 100 residues (capped at a third and a half of the shorter chain) taken every
+/// 15–45 residues (by chain length) of each chain are superposed pairwise; each superposition
+/// seeds a gap-free-penalty DP on `1/(1 + d²/d01²)` with `d01 = d0 + 1.5`, and the alignment
+/// with the best [`score_fast`] is kept. `None` if no alignment scored above 0.
+pub(crate) fn local_superposition(
+    x: &[Vec3],
+    y: &[Vec3],
+    p: &SearchParams,
+    dp: &mut Dp,
+    fast: &mut FastBufs,
+) -> Option<Vec<Option<usize>>> {
+    let (lx, ly) = (x.len(), y.len());
+    let d01 = (p.d0 + 1.5).max(p.d0_min);
+    let d02 = d01 * d01;
+    let jump = |len: usize| -> usize {
+        let j = if len > 250 {
+            45
+        } else if len > 200 {
+            35
+        } else if len > 150 {
+            25
+        } else {
+            15
+        };
+        j.min(len / 3).max(1)
+    };
+    let (jx, jy) = (jump(lx), jump(ly));
+    let short = lx.min(ly);
+    let frags = [20.min(short / 3), 100.min(short / 2)];
+    let mut best_score = 0.0;
+    let mut best = None;
+    let mut y2x = Vec::new();
+    let mut xt = Vec::new();
+    for frag in frags {
+        if frag == 0 {
+            continue;
+        }
+        for i in (0..=lx - frag).step_by(jx) {
+            for j in (0..=ly - frag).step_by(jy) {
+                let xf = superpose((0..frag).map(|k| (x[i + k], y[j + k])));
+                xf.apply_all(x, &mut xt);
+                dp.align(lx, ly, 0.0, |a, row| distance_row(&xt[a], y, d02, row), &mut y2x);
+                let s = score_fast(x, y, &y2x, p.d0, p.d0_search, fast);
+                if s > best_score {
+                    best_score = s;
+                    best = Some(y2x.clone());
+                }
+            }
+        }
+    }
+    best
+}
+
+/// Initial alignment 4 (TMalign's `get_initial_ssplus`): superpose on the best alignment so
+/// far, then DP on `1/(1 + d²/d01²)` plus 0.5 for equal secondary structure (gap opening −1).
+pub(crate) fn by_superposition_and_ss(
+    x: &[Vec3],
+    y: &[Vec3],
+    sx: &[u8],
+    sy: &[u8],
+    best_y2x: &[Option<usize>],
+    p: &SearchParams,
+    dp: &mut Dp,
+) -> Vec<Option<usize>> {
+    let d01 = (p.d0 + 1.5).max(p.d0_min);
+    let d02 = d01 * d01;
+    let xf = superpose(best_y2x.iter().enumerate().filter_map(|(j, i)| i.map(|i| (x[i], y[j]))));
+    let mut xt = Vec::new();
+    xf.apply_all(x, &mut xt);
+    let mut y2x = Vec::new();
+    dp.align(
+        x.len(),
+        y.len(),
+        -1.0,
+        |a, row| {
+            distance_row(&xt[a], y, d02, row);
+            for (r, &b) in row.iter_mut().zip(sy) {
+                if sx[a] == b {
+                    *r += 0.5;
+                }
+            }
+        },
+        &mut y2x,
+    );
+    y2x
+}
+
+/// The longest run of consecutive residues whose CA–CA distance is below `dcu` (TMalign's
+/// `find_max_frag`); `dcu` grows by 10 % until the run has at least `min(L/3, 4)` residues.
+/// Returns `(start, end)` inclusive.
+fn longest_continuous_run(x: &[Vec3], dcu0: f64) -> (usize, usize) {
+    let n = x.len();
+    let r_min = (n / 3).min(4);
+    let mut cut2 = dcu0 * dcu0;
+    let mut relax = 0;
+    let (mut best_start, mut best_end) = (0, 0);
+    let mut best_len = 0;
+    while best_len < r_min {
+        best_len = 0;
+        let mut run = 1;
+        let mut start = 0;
+        for i in 1..n {
+            if (x[i - 1] - x[i]).norm_squared() < cut2 {
+                run += 1;
+                if i == n - 1 {
+                    if run > best_len {
+                        best_len = run;
+                        best_start = start;
+                        best_end = i;
+                    }
+                    run = 1;
+                }
+            } else {
+                if run > best_len {
+                    best_len = run;
+                    best_start = start;
+                    best_end = i - 1;
+                }
+                run = 1;
+                start = i;
+            }
+        }
+        if best_len < r_min {
+            relax += 1;
+            let d = 1.1f64.powi(relax) * dcu0;
+            cut2 = d * d;
+        }
+    }
+    (best_start, best_end)
+}
+
+/// Keep the middle 10 %–89 % of a fragment that spans a whole chain of length `l0`.
+fn trim_if_whole(frag: &mut Vec<usize>, l0: usize) {
+    if frag.len() == l0 {
+        let lo = (l0 as f64 * 0.1) as usize;
+        let hi = (l0 as f64 * 0.89) as usize;
+        *frag = frag[lo..=hi].to_vec();
+    }
+}
+
+/// Gapless threading of a fragment of `x` (indices `frag`) along all of `y`; updates `best`.
+fn thread_x_fragment(
+    x: &[Vec3],
+    y: &[Vec3],
+    frag: &[usize],
+    p: &SearchParams,
+    fast: &mut FastBufs,
+    best: &mut (f64, Vec<Option<usize>>),
+) {
+    let (l1, ly) = (frag.len() as i64, y.len() as i64);
+    let min_ali = ((l1.min(ly) as f64 / 2.5) as i64).max(3);
+    let mut y2x = vec![None; y.len()];
+    for k in (min_ali - ly)..=(l1 - min_ali) {
+        for (j, slot) in y2x.iter_mut().enumerate() {
+            let i = j as i64 + k;
+            *slot = (0..l1).contains(&i).then(|| frag[i as usize]);
+        }
+        let s = score_fast(x, y, &y2x, p.d0, p.d0_search, fast);
+        if s >= best.0 {
+            best.0 = s;
+            best.1.clone_from(&y2x);
+        }
+    }
+}
+
+/// Gapless threading of a fragment of `y` (indices `frag`) along all of `x`; updates `best`.
+fn thread_y_fragment(
+    x: &[Vec3],
+    y: &[Vec3],
+    frag: &[usize],
+    p: &SearchParams,
+    fast: &mut FastBufs,
+    best: &mut (f64, Vec<Option<usize>>),
+) {
+    let (l2, lx) = (frag.len() as i64, x.len() as i64);
+    let min_ali = ((lx.min(l2) as f64 / 2.5) as i64).max(3);
+    let mut y2x = vec![None; y.len()];
+    for k in (min_ali - l2)..=(lx - min_ali) {
+        y2x.iter_mut().for_each(|s| *s = None);
+        for (j, &fj) in frag.iter().enumerate() {
+            let i = j as i64 + k;
+            if (0..lx).contains(&i) {
+                y2x[fj] = Some(i as usize);
+            }
+        }
+        let s = score_fast(x, y, &y2x, p.d0, p.d0_search, fast);
+        if s >= best.0 {
+            best.0 = s;
+            best.1.clone_from(&y2x);
+        }
+    }
+}
+
+/// Initial alignment 5 (TMalign's `get_initial_fgt`): gapless threading of the longest
+/// continuous fragment of the chain whose fragment is shorter along the other chain.
+pub(crate) fn fragment_threading(x: &[Vec3], y: &[Vec3], p: &SearchParams, fast: &mut FastBufs) -> Vec<Option<usize>> {
+    let (lx, ly) = (x.len(), y.len());
+    let (xs, xe) = longest_continuous_run(x, p.dcu0);
+    let (ys, ye) = longest_continuous_run(y, p.dcu0);
+    let (fx, fy) = (xe - xs + 1, ye - ys + 1);
+    let l_fr = fx.min(fy);
+    let mut best = (-1.0, vec![None; ly]);
+
+    if fx == fy && lx == ly {
+        // Symmetric case: thread both fragments, keep the better.
+        let mut frag: Vec<usize> = (xs..xs + l_fr).collect();
+        trim_if_whole(&mut frag, lx);
+        thread_x_fragment(x, y, &frag, p, fast, &mut best);
+        let mut frag: Vec<usize> = (ys..ys + fy).collect();
+        trim_if_whole(&mut frag, lx);
+        thread_y_fragment(x, y, &frag, p, fast, &mut best);
+        return best.1;
+    }
+    let use_x = fx < fy || (fx == fy && lx < ly);
+    let mut frag: Vec<usize> = if use_x { (xs..xs + l_fr).collect() } else { (ys..ys + l_fr).collect() };
+    trim_if_whole(&mut frag, lx.min(ly));
+    if use_x {
+        thread_x_fragment(x, y, &frag, p, fast, &mut best);
+    } else {
+        thread_y_fragment(x, y, &frag, p, fast, &mut best);
+    }
+    best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ideal α-helix CA trace: rise 1.5 Å, 100° per residue, radius 2.3 Å.
+    fn helix(n: usize) -> Vec<Vec3> {
+        (0..n)
+            .map(|i| {
+                let t = (i as f64) * 100f64.to_radians();
+                Vec3::new(2.3 * t.cos(), 2.3 * t.sin(), 1.5 * i as f64)
+            })
+            .collect()
+    }
+
+    /// Extended strand CA trace: 3.3 Å rise per residue with a ±0.9 Å zig-zag.
+    fn strand(n: usize) -> Vec<Vec3> {
+        (0..n).map(|i| Vec3::new(3.3 * i as f64, if i % 2 == 0 { 0.9 } else { -0.9 }, 0.0)).collect()
+    }
+
+    #[test]
+    fn ca_ss_recognises_helix_and_strand() {
+        let h = ca_secondary_structure(&helix(12));
+        assert_eq!(&h[..2], b"CC");
+        assert!(h[2..10].iter().all(|&c| c == b'H'), "{}", String::from_utf8_lossy(&h));
+        let e = ca_secondary_structure(&strand(12));
+        assert!(e[2..10].iter().all(|&c| c == b'E'), "{}", String::from_utf8_lossy(&e));
+    }
+
+    #[test]
+    fn longest_run_finds_the_unbroken_stretch() {
+        let mut x = strand(20);
+        for p in &mut x[12..] {
+            p.x += 10.0; // chain break between 11 and 12
+        }
+        assert_eq!(longest_continuous_run(&x, 4.25), (0, 11));
+    }
+}

@@ -187,6 +187,9 @@ pub(crate) struct DataBuildArgs {
     /// Seed for the cluster split.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+    /// Licence note stored in the dataset's metadata [default: a note pointing to the inputs' licences].
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) licence: Option<String>,
     /// Overwrite OUT if it exists.
     #[arg(long)]
     pub(crate) force: bool,

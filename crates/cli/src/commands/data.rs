@@ -22,6 +22,7 @@ pub(crate) fn build_cmd(args: &DataBuildArgs, json: bool, printer: &Printer) -> 
         max_len: args.max_len,
         val_fraction: args.val_fraction,
         seed: args.seed,
+        licence: args.licence.clone().unwrap_or_default(),
         ..BuildOptions::default()
     };
     let bar = printer.bar(0, "reading");

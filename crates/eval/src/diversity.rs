@@ -200,7 +200,7 @@ mod tests {
         let line: Vec<Vec3> = (0..40).map(|i| Vec3::new(3.8 * f64::from(i), 0.0, 0.0)).collect();
         let query = curve(30, 0.0);
         let reference = vec![line, curve(60, 0.0)];
-        let nov = novelty(&[query.clone()], &reference).unwrap();
+        let nov = novelty(std::slice::from_ref(&query), &reference).unwrap();
         assert_eq!(nov[0].best_reference, Some(1));
         assert!((nov[0].max_tm - 1.0).abs() < 1e-6, "{}", nov[0].max_tm);
         let empty = novelty(&[query], &[]).unwrap();

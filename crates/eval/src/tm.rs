@@ -154,7 +154,8 @@ pub fn tm_score(model: &[Vec3], native: &[Vec3]) -> Result<TmScoreResult, EvalEr
 /// TM-align `a` (moved) onto `b` (fixed), CA coordinates in Å, as `TMalign a.pdb b.pdb`.
 ///
 /// `tm_a` is normalised by `len(a)`, `tm_b` by `len(b)`; the alignment does not depend on the
-/// normalisation. Takes about 10–60 ms for two 300-residue chains in release builds.
+/// normalisation. Two 300-residue chains take about 0.1 s in a release build (single
+/// thread; about 1.4× faster than the `TMalign` binary on the same machine).
 ///
 /// # Errors
 /// [`EvalError::TooShort`] if either chain has fewer than [`MIN_RESIDUES`] points,

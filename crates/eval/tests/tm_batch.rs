@@ -10,6 +10,7 @@
 //! PROTFORGE_TM_BATCH_IN=pairs.tsv PROTFORGE_TM_BATCH_OUT=out.tsv \
 //!   cargo test --release -p protforge-eval --test tm_batch -- --ignored
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark harness may unwrap
 
 use std::fmt::Write as _;
 use std::time::Instant;

@@ -4,6 +4,7 @@
 //! Expected values were produced from the repository root with, e.g.,
 //! `TMalign tests/fixtures/hiv_capsid_ctd_1a8o.pdb tests/fixtures/small_domain_2m9i_mdtraj.pdb`
 //! (Chain_1 = first file = our `a`; "normalized by length of Chain_1" = `tm_a`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may unwrap
 
 use std::path::{Path, PathBuf};
 

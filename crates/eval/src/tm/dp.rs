@@ -122,7 +122,7 @@ fn fill_row(
         let d_ge_h = d >= h;
         let take_diag = d_ge_h & (d >= left);
         cur_val[j] = select(mask(take_diag), d, other);
-        flags[j] = u8::from(take_diag) * FROM_DIAG | u8::from(left_wins) * LEFT_WINS;
+        flags[j] = (u8::from(take_diag) * FROM_DIAG) | (u8::from(left_wins) * LEFT_WINS);
         left = select(mask(d_ge_h), select(mask(left <= d), d + gap, left), other);
         cur_pen[j] = left;
     }

@@ -181,10 +181,10 @@ fn pairwise_matrix_is_symmetric_with_unit_diagonal() {
     let structs = vec![chain(40, 13), chain(55, 14), chain(40, 13)[5..].to_vec(), chain(60, 15)];
     let m = pairwise_tm(&structs).unwrap();
     assert_eq!(m.len(), 4);
-    for i in 0..4 {
-        assert_eq!(m[i][i], 1.0);
-        for j in 0..4 {
-            assert_eq!(m[i][j], m[j][i]);
+    for (i, row) in m.iter().enumerate() {
+        assert_eq!(row[i], 1.0);
+        for (j, &v) in row.iter().enumerate() {
+            assert_eq!(v, m[j][i]);
         }
     }
     // structs[2] is a fragment of structs[0]: by the shorter chain it is identical.

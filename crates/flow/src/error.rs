@@ -1,0 +1,25 @@
+//! Error type of the `flow` crate.
+
+/// Errors from schedules, step plans and flow-matching steps.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// A step plan string such as `sde:400,ode:2` could not be parsed.
+    #[error("invalid step schedule '{text}': {reason} (expected e.g. 'sde:400,ode:2,ode:2')")]
+    BadPlan {
+        /// The text given.
+        text: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A schedule or distribution parameter is out of range.
+    #[error("invalid {what}: {reason}")]
+    BadParameter {
+        /// The parameter.
+        what: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// An error from candle.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}

@@ -1,0 +1,15 @@
+//! PAR: multi-scale autoregressive backbone generation (Qu et al. 2026, arXiv 2602.04883).
+//!
+//! A CA trace is decomposed into coarse-to-fine scales ([`scales`]); an autoregressive
+//! transformer, block-causal over scales, produces a conditioning embedding per scale; a
+//! flow-matching decoder shared by all scales generates each scale's coordinates. Motif
+//! scaffolding and point prompts work zero-shot by teacher-forcing known coordinates at every
+//! scale ([`contig`] parses RFdiffusion-style specifications).
+
+pub mod contig;
+pub mod error;
+pub mod scales;
+
+pub use contig::{Contig, Placement, Segment};
+pub use error::ParError;
+pub use scales::{Downsample, ScaleSpec};

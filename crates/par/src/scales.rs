@@ -161,7 +161,7 @@ pub fn down_weights(kind: Downsample, from: usize, to: usize) -> Vec<f32> {
 /// Apply a `[to, from]` weight matrix to points `[from][3]`.
 #[must_use]
 pub fn apply_weights(w: &[f32], from: usize, points: &[[f32; 3]]) -> Vec<[f32; 3]> {
-    let to = if from == 0 { 0 } else { w.len() / from };
+    let to = w.len().checked_div(from).unwrap_or(0);
     (0..to)
         .map(|j| {
             let mut acc = [0.0f32; 3];

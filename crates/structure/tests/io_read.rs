@@ -1,4 +1,5 @@
 //! Reading PDB/mmCIF fixtures: selection rules, warnings and bad input.
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)]
 
 mod common;
 
@@ -167,7 +168,8 @@ fn topology_atom_indices_count_all_atoms() {
 
 #[test]
 fn bad_inputs_give_one_line_errors_naming_the_file() {
-    let cases: [(&str, fn(&StructureError) -> bool, &str); 8] = [
+    type Case = (&'static str, fn(&StructureError) -> bool, &'static str);
+    let cases: [Case; 8] = [
         ("bad_empty.pdb", |e| matches!(e, StructureError::Empty { .. }), "file is empty"),
         ("bad_binary_garbage.pdb", |e| matches!(e, StructureError::NotText { .. }), "not a text file"),
         ("bad_truncated_1a8o.pdb", |e| matches!(e, StructureError::Truncated { .. }), "truncated"),

@@ -1,4 +1,5 @@
 //! Golden round trips: read → write → read on every structure fixture, and PDB → mmCIF → PDB.
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)]
 
 mod common;
 

@@ -139,7 +139,7 @@ pub(crate) fn sanitise_pdb(text: &str, path: &Path) -> Result<Sanitised, Structu
             std::borrow::Cow::Owned(raw.chars().map(|c| if printable(c) { c } else { '?' }).collect())
         };
         let record = line.get(..6).unwrap_or(&line);
-        if record.starts_with("REMARK") && !line.get(7..10).is_some_and(|f| f.trim().parse::<usize>().is_ok()) {
+        if record.starts_with("REMARK") && line.get(7..10).is_none_or(|f| f.trim().parse::<usize>().is_err()) {
             out.push('\n');
             continue;
         }

@@ -113,7 +113,7 @@ pub(crate) fn check_coords(
 pub(crate) fn push_pdb_atoms(out: &mut String, bb: &Backbone, coords: &[[[f32; 3]; 4]]) {
     let mut serial = 0usize;
     let n = bb.len().min(coords.len());
-    for i in 0..n {
+    for (i, res_coords) in coords.iter().enumerate().take(n) {
         let resname = residue::three_from_aatype(bb.aatype[i]);
         let chain = bb.chain_ids[i].chars().next().unwrap_or(' ');
         let id = bb.residue_ids[i];
@@ -123,7 +123,7 @@ pub(crate) fn push_pdb_atoms(out: &mut String, bb: &Backbone, coords: &[[[f32; 3
                 continue;
             }
             serial += 1;
-            let [x, y, z] = coords[i][k];
+            let [x, y, z] = res_coords[k];
             // Columns: 1-6 record, 7-11 serial, 13-16 name (1-3 char names start at 14),
             // 17 altLoc, 18-20 resName, 22 chain, 23-26 resSeq, 27 iCode, 31-54 x y z,
             // 55-60 occupancy, 61-66 B, 77-78 element.
@@ -263,17 +263,16 @@ pub fn mmcif_string(bb: &Backbone) -> String {
         let label = label_asym(entity);
         let id = bb.residue_ids[i];
         let icode = id.insertion.map_or_else(|| "?".to_string(), |c| cif_value(&c.to_string()));
-        for k in 0..4 {
+        for (k, (name, element)) in residue::BACKBONE_ATOMS.iter().zip(ELEMENTS).enumerate() {
             if !bb.atom_mask[i][k] {
                 continue;
             }
             serial += 1;
             let [x, y, z] = bb.coords[i][k];
-            let name = residue::BACKBONE_ATOMS[k];
             let _ = writeln!(
                 out,
-                "ATOM {serial} {} {name} . {resname} {label} {entity} {seq} {icode} {x:.3} {y:.3} {z:.3} 1.00 0.00 {} {resname} {chain} {name} 1",
-                ELEMENTS[k], id.number,
+                "ATOM {serial} {element} {name} . {resname} {label} {entity} {seq} {icode} {x:.3} {y:.3} {z:.3} 1.00 0.00 {} {resname} {chain} {name} 1",
+                id.number,
             );
         }
     }

@@ -6,10 +6,12 @@
 //! scaffolding and point prompts work zero-shot by teacher-forcing known coordinates at every
 //! scale ([`contig`] parses RFdiffusion-style specifications).
 
+pub mod config;
 pub mod contig;
 pub mod error;
 pub mod scales;
 
+pub use config::{ArConfig, DecoderConfig, ExposureBias, ParConfig};
 pub use contig::{Contig, Placement, Segment};
 pub use error::ParError;
 pub use scales::{Downsample, ScaleSpec};

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Errors from device selection and checkpoint I/O.
+/// Errors from device selection, checkpoint I/O, layer construction and training utilities.
 #[derive(Debug, thiserror::Error)]
 pub enum NnError {
     /// A device string such as `cuda:0` could not be parsed.
@@ -43,6 +43,24 @@ pub enum NnError {
         path: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// A layer or training hyper-parameter is out of range (e.g. `d_model` not divisible
+    /// by `n_heads`, `warmup > total`).
+    #[error("invalid {what}: {reason}")]
+    BadParameter {
+        /// The parameter.
+        what: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// Saved training state (optimizer moments, EMA, model tensors) does not match the
+    /// variables it is loaded into.
+    #[error("{what}: state does not match the model: {reason}")]
+    StateMismatch {
+        /// Which state (file or component) was being loaded.
+        what: String,
+        /// The missing, extra or mis-shaped tensor.
+        reason: String,
     },
     /// An error from candle.
     #[error(transparent)]

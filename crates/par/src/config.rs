@@ -124,16 +124,16 @@ impl ParConfig {
     pub fn validate(&self) -> Result<(), ParError> {
         self.scales.validate()?;
         let bad = |m: String| Err(ParError::BadScales(m));
-        if self.ar.dim % self.ar.heads != 0 {
+        if !self.ar.dim.is_multiple_of(self.ar.heads) {
             return bad(format!("ar.dim {} is not divisible by ar.heads {}", self.ar.dim, self.ar.heads));
         }
-        if self.decoder.dim % self.decoder.heads != 0 {
+        if !self.decoder.dim.is_multiple_of(self.decoder.heads) {
             return bad(format!("decoder.dim {} is not divisible by decoder.heads {}", self.decoder.dim, self.decoder.heads));
         }
-        if self.fourier_dim % 2 != 0 {
+        if !self.fourier_dim.is_multiple_of(2) {
             return bad(format!("fourier_dim {} must be even", self.fourier_dim));
         }
-        if self.decoder.seq_sep_bins % 2 == 0 {
+        if self.decoder.seq_sep_bins.is_multiple_of(2) {
             return bad(format!("decoder.seq_sep_bins {} must be odd (symmetric around 0)", self.decoder.seq_sep_bins));
         }
         let n = self.scales.sizes(self.max_len).len();

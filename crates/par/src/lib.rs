@@ -9,6 +9,7 @@
 pub mod config;
 pub mod contig;
 pub mod error;
+pub mod model;
 pub mod scales;
 
 pub use config::{ArConfig, DecoderConfig, ExposureBias, ParConfig};

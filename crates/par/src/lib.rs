@@ -11,6 +11,7 @@ pub mod contig;
 pub mod error;
 pub mod model;
 pub mod scales;
+pub mod train;
 
 pub use config::{ArConfig, DecoderConfig, ExposureBias, ParConfig};
 pub use contig::{Contig, Placement, Segment};

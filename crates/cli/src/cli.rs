@@ -72,9 +72,9 @@ pub(crate) enum Command {
     /// Assemble domains with ProteinWeaver (not yet available).
     #[command(disable_help_flag = true)]
     Assemble(Reserved),
-    /// Train a model (not yet available).
-    #[command(disable_help_flag = true)]
-    Train(Reserved),
+    /// Train a model on a dataset file (resumable; checkpoints every few minutes).
+    #[command(subcommand)]
+    Train(TrainCommand),
 }
 
 /// Arguments of a command that this version does not implement yet.
@@ -193,4 +193,46 @@ pub(crate) struct DataBuildArgs {
     /// Overwrite OUT if it exists.
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TrainCommand {
+    /// Train PAR (multi-scale autoregressive backbone generator).
+    ///
+    /// Writes OUT/checkpoint/ (resumable state), OUT/best/ (EMA weights with the best
+    /// validation loss: a shippable weights folder), OUT/train.csv and OUT/val.csv.
+    /// Without --config the CPU recipe of the shipped weights is used; print it with
+    /// --print-config and edit it to change the architecture or schedule.
+    Par(TrainParArgs),
+    /// Train STAR-MD (not yet available).
+    #[command(disable_help_flag = true)]
+    Starmd(Reserved),
+    /// Train the DPLM-2 tokenizer (not yet available).
+    #[command(disable_help_flag = true)]
+    Tokenizer(Reserved),
+    /// Train ProteinWeaver (not yet available).
+    #[command(disable_help_flag = true)]
+    Weaver(Reserved),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainParArgs {
+    /// Training configuration (.json or .toml) [default: the CPU recipe].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Dataset file built by `protforge data build`.
+    #[arg(long, value_name = "FILE", required_unless_present = "print_config")]
+    pub(crate) data: Option<PathBuf>,
+    /// Run directory.
+    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
+    pub(crate) out: Option<PathBuf>,
+    /// Continue from OUT/checkpoint (must use the same configuration).
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Stop after this many more steps (the schedule still follows the config's total).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_steps: Option<u64>,
+    /// Print the configuration as JSON and exit.
+    #[arg(long)]
+    pub(crate) print_config: bool,
 }

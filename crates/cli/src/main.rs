@@ -8,7 +8,7 @@ mod commands;
 mod printer;
 
 use clap::Parser;
-use cli::{Cli, Command, DataCommand, EvalCommand};
+use cli::{Cli, Command, DataCommand, EvalCommand, TrainCommand};
 use printer::Printer;
 use std::process::ExitCode;
 
@@ -44,7 +44,10 @@ fn run(cli: &Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Rollout(_) => commands::reserved::run("rollout", "STAR-MD (issue 5)"),
         Command::Tokenize(_) => commands::reserved::run("tokenize", "the DPLM-2 tokenizer (issue 4)"),
         Command::Assemble(_) => commands::reserved::run("assemble", "ProteinWeaver (issue 6)"),
-        Command::Train(_) => commands::reserved::run("train", "the model issues (3-6)"),
+        Command::Train(TrainCommand::Par(args)) => commands::train::par(args, &cli.global, printer),
+        Command::Train(TrainCommand::Starmd(_)) => commands::reserved::run("train starmd", "STAR-MD (issue 5)"),
+        Command::Train(TrainCommand::Tokenizer(_)) => commands::reserved::run("train tokenizer", "the DPLM-2 tokenizer (issue 4)"),
+        Command::Train(TrainCommand::Weaver(_)) => commands::reserved::run("train weaver", "ProteinWeaver (issue 6)"),
         Command::Eval(EvalCommand::Trajectory(_)) => {
             commands::reserved::run("eval trajectory", "STAR-MD (issue 5)")
         }

@@ -32,8 +32,6 @@ pub struct DecoderConfig {
     pub heads: usize,
     /// Hidden width of the SwiGLU transition, as a multiple of `dim`.
     pub mlp_ratio: usize,
-    /// Width of the pair representation that produces the per-head attention bias.
-    pub pair_dim: usize,
     /// Width of the AdaLN conditioning (time embedding + AR embedding `z`).
     pub cond_dim: usize,
     /// Distance bins of the current coordinates `x_t` (Proteina: 64 bins, 0.1–3 nm).
@@ -76,17 +74,16 @@ impl ParConfig {
             max_len: 512,
             max_scales: 8,
             fourier_dim: 64,
-            ar: ArConfig { dim: 128, layers: 4, heads: 4, mlp_ratio: 2 },
+            ar: ArConfig { dim: 96, layers: 3, heads: 4, mlp_ratio: 2 },
             decoder: DecoderConfig {
-                dim: 192,
-                layers: 6,
-                heads: 6,
+                dim: 128,
+                layers: 5,
+                heads: 4,
                 mlp_ratio: 2,
-                pair_dim: 48,
-                cond_dim: 128,
-                dist_bins: 32,
+                cond_dim: 96,
+                dist_bins: 20,
                 dist_max_nm: 3.0,
-                seq_sep_bins: 33,
+                seq_sep_bins: 21,
                 self_condition: true,
             },
         }
@@ -107,7 +104,6 @@ impl ParConfig {
                 layers: 2,
                 heads: 3,
                 mlp_ratio: 2,
-                pair_dim: 7,
                 cond_dim: 11,
                 dist_bins: 5,
                 dist_max_nm: 3.0,

@@ -151,7 +151,11 @@ pub struct DecoderInput<'a> {
 }
 
 /// The flow decoder `v_θ` (PAR §3.3; Proteina's non-equivariant transformer with pair bias
-/// from current-coordinate distances and sequence separation, scaled for CPU).
+/// from current-coordinate distances and sequence separation, scaled for CPU). The pair
+/// features (thermometer-encoded distances of `x_t` and of the self-conditioning estimate, and
+/// signed log sequence separation) are projected straight to every block's per-head bias;
+/// unlike Proteina there is no pair representation to update, which keeps the `O(s²)` work
+/// small on CPU.
 #[derive(Debug, Clone)]
 pub struct FlowDecoder {
     x_in: Linear,
@@ -160,9 +164,7 @@ pub struct FlowDecoder {
     t_in: Linear,
     t_out: Linear,
     z_in: Linear,
-    pair_in: Linear,
-    pair_norm: LayerNorm,
-    pair_bias: Vec<Linear>,
+    pair_bias: Linear,
     blocks: Vec<TransformerBlock>,
     out_norm: LayerNorm,
     out: Linear,
@@ -205,11 +207,7 @@ impl FlowDecoder {
             t_in: candle_nn::linear(cfg.fourier_dim, dc.cond_dim, vb.pp("t_in"))?,
             t_out: candle_nn::linear(dc.cond_dim, dc.cond_dim, vb.pp("t_out"))?,
             z_in: candle_nn::linear(cfg.ar.dim, dc.cond_dim, vb.pp("z_in"))?,
-            pair_in: candle_nn::linear(pair_features, dc.pair_dim, vb.pp("pair_in"))?,
-            pair_norm: LayerNorm::new(dc.pair_dim, true, vb.pp("pair_norm"))?,
-            pair_bias: (0..dc.layers)
-                .map(|i| candle_nn::linear_no_bias(dc.pair_dim, dc.heads, vb.pp(format!("pair_bias.{i}"))))
-                .collect::<Result<Vec<_>>>()?,
+            pair_bias: candle_nn::linear(pair_features, dc.heads * dc.layers, vb.pp("pair_bias"))?,
             blocks: (0..dc.layers)
                 .map(|i| TransformerBlock::new(&block, vb.pp(format!("blocks.{i}"))))
                 .collect::<Result<Vec<_>>>()?,
@@ -279,9 +277,11 @@ impl FlowDecoder {
             ],
             D::Minus1,
         )?; // [B, s, s, F_pair]
-        let pair = self.pair_norm.forward(&self.pair_in.forward(&pair)?)?; // [B, s, s, P]
-        for (block, bias_proj) in self.blocks.iter().zip(&self.pair_bias) {
-            let bias = bias_proj.forward(&pair)?.permute((0, 3, 1, 2))?.contiguous()?; // [B, H, s, s]
+        // One projection for every block's per-head bias: [B, s, s, H·layers] → [B, H·layers, s, s].
+        let bias_all = self.pair_bias.forward(&pair)?.permute((0, 3, 1, 2))?.contiguous()?;
+        let heads = bias_all.dim(1)? / self.blocks.len().max(1);
+        for (l, block) in self.blocks.iter().enumerate() {
+            let bias = bias_all.narrow(1, l * heads, heads)?; // [B, H, s, s]
             let inputs = AttnInputs { bias: Some(&bias), ..AttnInputs::default() };
             h = block.forward(&h, Some(&cond), &inputs, None)?;
         }

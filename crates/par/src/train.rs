@@ -73,7 +73,7 @@ impl TrainConfig {
             model: ParConfig::cpu_small(),
             seed: 0,
             steps: 60_000,
-            tokens_per_batch: 512,
+            tokens_per_batch: 384,
             crop_max: 256,
             crop_min: 40,
             lr: LrSchedule::WarmupCosine { warmup: 1000, total: 60_000, peak: 5e-4, floor: 5e-5 },

@@ -5,3 +5,4 @@ pub(crate) mod eval;
 pub(crate) mod inspect;
 pub(crate) mod io;
 pub(crate) mod reserved;
+pub(crate) mod train;

@@ -21,6 +21,6 @@ pub mod schedule;
 pub mod time;
 
 pub use error::FlowError;
-pub use r3::{StepMode, VelocityField};
-pub use schedule::{GSchedule, ScalePlan, ScaleSteps, TimeGrid};
+pub use r3::{IntegrateOptions, NoiseSource, PerSampleNoise, StepMode, VelocityField};
+pub use schedule::{GSchedule, Integrator, ScalePlan, ScaleSteps, TimeGrid};
 pub use time::TimeDistribution;

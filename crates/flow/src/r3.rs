@@ -146,20 +146,49 @@ pub struct IntegrateOptions {
     pub self_condition: bool,
 }
 
+/// A source of standard-normal noise tensors of a requested shape `[B, N, 3]`.
+pub trait NoiseSource {
+    /// Draw a tensor of the given shape on `device`.
+    ///
+    /// # Errors
+    /// Candle errors.
+    fn draw(&mut self, shape: &[usize], device: &candle_core::Device) -> candle_core::Result<Tensor>;
+}
+
+impl<R: Rng> NoiseSource for R {
+    fn draw(&mut self, shape: &[usize], device: &candle_core::Device) -> candle_core::Result<Tensor> {
+        crate::rng::randn(self, shape, device)
+    }
+}
+
+/// Noise with one generator per batch element: sample `b` of every draw comes from
+/// `rngs[b]`, so a sample's trajectory does not depend on which other samples share its batch.
+#[derive(Debug)]
+pub struct PerSampleNoise<'a, R: Rng>(pub &'a mut [R]);
+
+impl<R: Rng> NoiseSource for PerSampleNoise<'_, R> {
+    fn draw(&mut self, shape: &[usize], device: &candle_core::Device) -> candle_core::Result<Tensor> {
+        let rest = &shape[1..];
+        let parts = self.0.iter_mut().map(|r| crate::rng::randn(r, rest, device)).collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::stack(&parts, 0)
+    }
+}
+
 /// Integrate from `x_start` at `grid[0]` to `grid[last]` (Proteina `full_simulation`).
 ///
 /// `x_start, mask`: `[B, N, 3]`, `[B, N]`. Each step evaluates the field at `grid[k]` and
-/// moves to `grid[k+1]`; the state is re-centred after every step. Noise comes from `rng`.
+/// moves to `grid[k+1]`; the state is re-centred after every step. SDE noise comes from
+/// `noise` (a seeded generator, or [`PerSampleNoise`]).
 ///
 /// # Errors
 /// Errors of the field or of candle.
-pub fn integrate<F: VelocityField + ?Sized, R: Rng + ?Sized>(
+pub fn integrate<F: VelocityField + ?Sized, N: NoiseSource + ?Sized>(
     field: &F,
     x_start: &Tensor,
     mask: &Tensor,
     grid: &[f64],
     opts: &IntegrateOptions,
-    rng: &mut R,
+    noise: &mut N,
 ) -> Result<Tensor, FlowError> {
     let mut x = center(x_start, mask)?;
     let mut x1_hat: Option<Tensor> = None;
@@ -174,11 +203,11 @@ pub fn integrate<F: VelocityField + ?Sized, R: Rng + ?Sized>(
             Integrator::Sde if t <= ODE_AFTER_T => StepMode::Sde { g: opts.g.g(t), gamma: opts.gamma },
             _ => StepMode::Ode,
         };
-        let noise = match mode {
-            StepMode::Sde { .. } => Some(crate::rng::randn(rng, x.dims(), x.device())?),
+        let eps = match mode {
+            StepMode::Sde { .. } => Some(noise.draw(x.dims(), x.device())?),
             StepMode::Ode => None,
         };
-        x = center(&euler_step(&x, &v, t, dt, mode, noise.as_ref())?, mask)?;
+        x = center(&euler_step(&x, &v, t, dt, mode, eps.as_ref())?, mask)?;
     }
     Ok(x)
 }
@@ -275,6 +304,15 @@ mod tests {
         assert_eq!(c[0][0], [-1.0, 0.0, 1.0]);
         assert_eq!(c[0][1], [1.0, 0.0, -1.0]);
         assert_eq!(c[0][2], [0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn per_sample_noise_is_independent_of_batch_company() {
+        let mut alone = [seeded(7)];
+        let a = PerSampleNoise(&mut alone).draw(&[1, 4, 3], &Device::Cpu).unwrap();
+        let mut pair = [seeded(9), seeded(7)];
+        let b = PerSampleNoise(&mut pair).draw(&[2, 4, 3], &Device::Cpu).unwrap();
+        assert_eq!(a.get(0).unwrap().to_vec2::<f32>().unwrap(), b.get(1).unwrap().to_vec2::<f32>().unwrap());
     }
 
     #[test]

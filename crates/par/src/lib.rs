@@ -10,6 +10,7 @@ pub mod config;
 pub mod contig;
 pub mod error;
 pub mod model;
+pub mod sampler;
 pub mod scales;
 pub mod train;
 

@@ -57,9 +57,18 @@ pub(crate) enum Command {
     /// Build and manage dataset files.
     #[command(subcommand)]
     Data(DataCommand),
-    /// Generate backbones unconditionally with PAR (not yet available).
-    #[command(disable_help_flag = true)]
-    Generate(Reserved),
+    /// Generate backbones unconditionally with PAR and write them as PDB files.
+    ///
+    /// Writes OUT/<prefix>_<i>.pdb (poly-glycine; CA only, or N/CA/C/O with --backbone full)
+    /// and OUT/manifest.json. Sample i uses a seed derived from --seed and i, and samples are
+    /// batched in fixed groups of --batch-size, so `--shard k/N` runs produce exactly the
+    /// files of one big run.
+    ///
+    /// Examples:
+    ///   protforge generate --length 120 --num-samples 8 --seed 0 --out designs/
+    ///   protforge generate --lengths 60:200:20 --num-samples 4 --out designs/
+    ///   protforge generate --length 150 --schedule sde:400,ode:2,ode:2 --out fast/
+    Generate(GenerateArgs),
     /// Scaffold a motif with PAR (not yet available).
     #[command(disable_help_flag = true)]
     Scaffold(Reserved),
@@ -235,4 +244,56 @@ pub(crate) struct TrainParArgs {
     /// Print the configuration as JSON and exit.
     #[arg(long)]
     pub(crate) print_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    /// Length of every backbone (residues).
+    #[arg(long, conflicts_with = "lengths", required_unless_present = "lengths")]
+    pub(crate) length: Option<usize>,
+    /// Several lengths as start:stop:step (stop inclusive), e.g. 60:200:20.
+    #[arg(long, value_name = "START:STOP:STEP")]
+    pub(crate) lengths: Option<String>,
+    /// Backbones per length.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) num_samples: usize,
+    /// Run seed; the same seed gives byte-identical files.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// File name prefix.
+    #[arg(long, default_value = "sample")]
+    pub(crate) prefix: String,
+    /// Per-scale integrators and steps, e.g. sde:400,ode:2,ode:2 (scales beyond the list reuse its last entry).
+    #[arg(long, value_name = "PLAN")]
+    pub(crate) schedule: Option<String>,
+    /// Steps for every scale with the default integrators (shortcut for --schedule).
+    #[arg(long, conflicts_with = "schedule")]
+    pub(crate) steps: Option<usize>,
+    /// SDE noise scale γ (lower: less diverse, more designable).
+    #[arg(long, default_value_t = 0.45)]
+    pub(crate) noise_scale: f64,
+    /// Atoms to write: ca (CA trace) or full (N, CA, C, O rebuilt from the trace).
+    #[arg(long, value_enum, default_value = "ca")]
+    pub(crate) backbone: BackboneKind,
+    /// Samples of one length run through the network together in groups of this size.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) batch_size: usize,
+    /// Run only shard K of N (0-based), e.g. 0/4, for Slurm arrays.
+    #[arg(long, value_name = "K/N")]
+    pub(crate) shard: Option<String>,
+    /// Overwrite existing files in OUT.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum BackboneKind {
+    /// CA atoms only.
+    Ca,
+    /// N, CA, C and O.
+    Full,
 }

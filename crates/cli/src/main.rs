@@ -39,7 +39,7 @@ fn run(cli: &Cli, printer: &Printer) -> anyhow::Result<()> {
         anyhow::bail!(e);
     }
     match &cli.command {
-        Command::Generate(_) => commands::reserved::run("generate", "PAR (issue 3)"),
+        Command::Generate(args) => commands::generate::run(args, &cli.global, printer),
         Command::Scaffold(_) => commands::reserved::run("scaffold", "PAR (issue 3)"),
         Command::Rollout(_) => commands::reserved::run("rollout", "STAR-MD (issue 5)"),
         Command::Tokenize(_) => commands::reserved::run("tokenize", "the DPLM-2 tokenizer (issue 4)"),

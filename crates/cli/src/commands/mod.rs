@@ -2,7 +2,9 @@
 
 pub(crate) mod data;
 pub(crate) mod eval;
+pub(crate) mod generate;
 pub(crate) mod inspect;
 pub(crate) mod io;
 pub(crate) mod reserved;
+pub(crate) mod weights;
 pub(crate) mod train;

@@ -1,0 +1,186 @@
+//! `protforge generate`: unconditional backbones with PAR.
+
+use crate::cli::{BackboneKind, GenerateArgs, GlobalArgs};
+use crate::printer::Printer;
+use anyhow::{Context, bail};
+use candle_core::DType;
+use candle_nn::VarBuilder;
+use protforge_flow::rng::{sample_seed, seeded};
+use protforge_flow::{PerSampleNoise, ScalePlan};
+use protforge_nn::Checkpoint;
+use protforge_par::ParConfig;
+use protforge_par::model::ParModel;
+use protforge_par::sampler::{SampleOptions, sample_ca};
+use protforge_structure::{Backbone, residue};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Parse `start:stop:step` (stop inclusive).
+fn parse_lengths(text: &str) -> anyhow::Result<Vec<usize>> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let nums: Option<Vec<usize>> = parts.iter().map(|p| p.trim().parse().ok()).collect();
+    match nums.as_deref() {
+        Some([start, stop, step]) if *step > 0 && start <= stop && *start > 0 => {
+            Ok((*start..=*stop).step_by(*step).collect())
+        }
+        Some([start, stop]) if start <= stop && *start > 0 => Ok((*start..=*stop).collect()),
+        _ => bail!("--lengths '{text}': expected START:STOP:STEP with 0 < START <= STOP and STEP > 0, e.g. 60:200:20"),
+    }
+}
+
+/// Parse `K/N`.
+fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
+    let (k, n) = text.split_once('/').unwrap_or(("", ""));
+    match (k.trim().parse::<usize>(), n.trim().parse::<usize>()) {
+        (Ok(k), Ok(n)) if n > 0 && k < n => Ok((k, n)),
+        _ => bail!("--shard '{text}': expected K/N with 0 <= K < N, e.g. 0/4"),
+    }
+}
+
+#[derive(Serialize)]
+struct SampleRecord {
+    index: usize,
+    file: String,
+    length: usize,
+    seed: u64,
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    tool: &'static str,
+    version: &'static str,
+    command: &'static str,
+    weights: PathBuf,
+    weights_sha256: String,
+    seed: u64,
+    lengths: &'a [usize],
+    num_samples: usize,
+    backbone: BackboneKind,
+    batch_size: usize,
+    shard: Option<(usize, usize)>,
+    sampler: &'a SampleOptions,
+    samples: Vec<SampleRecord>,
+}
+
+/// Load PAR from a weights directory.
+pub(crate) fn load_par(dir: &Path, device: &candle_core::Device) -> anyhow::Result<ParModel> {
+    let ck = Checkpoint::new(dir);
+    let cfg: ParConfig = ck.load_config()?;
+    cfg.validate().with_context(|| format!("{}", ck.config_path().display()))?;
+    let tensors = ck.load_tensors(device)?;
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+    ParModel::new(&cfg, vb).with_context(|| format!("{}: weights do not match config.json", ck.weights_path().display()))
+}
+
+pub(crate) fn run(args: &GenerateArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
+    let lengths = match (&args.lengths, args.length) {
+        (Some(text), _) => parse_lengths(text)?,
+        (None, Some(l)) if l > 0 => vec![l],
+        _ => bail!("--length must be a positive number of residues"),
+    };
+    if args.num_samples == 0 || args.batch_size == 0 {
+        bail!("--num-samples and --batch-size must be at least 1");
+    }
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let mut opts = SampleOptions { noise_scale: args.noise_scale, ..SampleOptions::default() };
+    if let Some(plan) = &args.schedule {
+        opts.plan = plan.parse::<ScalePlan>()?;
+    } else if let Some(steps) = args.steps {
+        for s in &mut opts.plan.0 {
+            s.steps = steps.max(1);
+        }
+    }
+    if !(args.noise_scale >= 0.0 && args.noise_scale.is_finite()) {
+        bail!("--noise-scale must be a non-negative number");
+    }
+    let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
+    let weights = super::weights::locate("par", global)?;
+    let model = load_par(&weights, &device)?;
+    if let Some(&too_long) = lengths.iter().find(|&&l| l > model.cfg.max_len) {
+        bail!("--length {too_long}: longer than the model's maximum of {} residues", model.cfg.max_len);
+    }
+    let sha = Checkpoint::new(&weights).info()?.sha256;
+
+    // Fixed batches of global sample indices; shards take whole batches round-robin.
+    let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (li, &len) in lengths.iter().enumerate() {
+        let idx: Vec<usize> = (0..args.num_samples).map(|k| li * args.num_samples + k).collect();
+        for chunk in idx.chunks(args.batch_size) {
+            batches.push((len, chunk.to_vec()));
+        }
+    }
+    let mine: Vec<&(usize, Vec<usize>)> =
+        batches.iter().enumerate().filter(|(b, _)| shard.is_none_or(|(k, n)| b % n == k)).map(|(_, x)| x).collect();
+
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create directory", args.out.display()))?;
+    let width = (lengths.len() * args.num_samples).saturating_sub(1).to_string().len().max(1);
+    let file_of = |i: usize| format!("{}_{:0width$}.pdb", args.prefix, i);
+    if !args.force {
+        for (_, idx) in &mine {
+            for &i in idx {
+                let p = args.out.join(file_of(i));
+                if p.exists() {
+                    bail!("{}: already exists (use --force to overwrite)", p.display());
+                }
+            }
+        }
+    }
+    let total: usize = mine.iter().map(|(_, i)| i.len()).sum();
+    printer.note(format!("generating {total} backbone(s) with PAR ({}), plan {}", weights.display(), opts.plan));
+    let bar = printer.bar(total as u64, "sampling");
+    let mut records = Vec::with_capacity(total);
+    for (len, idx) in mine {
+        let seeds: Vec<u64> = idx.iter().map(|&i| sample_seed(args.seed, i as u64)).collect();
+        let mut rngs: Vec<_> = seeds.iter().map(|&s| seeded(s)).collect();
+        let traces = sample_ca(&model, *len, idx.len(), &opts, &mut PerSampleNoise(&mut rngs), &device)
+            .with_context(|| format!("sampling length {len}"))?;
+        for ((&i, seed), ca) in idx.iter().zip(seeds).zip(traces) {
+            let bb = Backbone::from_ca(&ca, Some(vec![residue::aatype_from_one('G'); ca.len()]));
+            let bb = match args.backbone {
+                BackboneKind::Ca => bb,
+                BackboneKind::Full => bail!("--backbone full is not available yet; use --backbone ca"),
+            };
+            let name = file_of(i);
+            protforge_structure::write_pdb(&args.out.join(&name), &bb)?;
+            records.push(SampleRecord { index: i, file: name, length: *len, seed });
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let manifest = Manifest {
+        tool: "protforge",
+        version: env!("CARGO_PKG_VERSION"),
+        command: "generate",
+        weights,
+        weights_sha256: sha,
+        seed: args.seed,
+        lengths: &lengths,
+        num_samples: args.num_samples,
+        backbone: args.backbone,
+        batch_size: args.batch_size,
+        shard,
+        sampler: &opts,
+        samples: records,
+    };
+    let name = match shard {
+        Some((k, n)) => format!("manifest.shard{k}of{n}.json"),
+        None => "manifest.json".to_string(),
+    };
+    protforge_structure::io::write_atomic(&args.out.join(&name), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    printer.note(format!("wrote {total} file(s) and {name} to {}", args.out.display()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_and_shards_parse() {
+        assert_eq!(parse_lengths("60:100:20").unwrap(), vec![60, 80, 100]);
+        assert!(parse_lengths("100:60:20").is_err());
+        assert!(parse_lengths("0:10:1").is_err());
+        assert_eq!(parse_shard("1/4").unwrap(), (1, 4));
+        assert!(parse_shard("4/4").is_err());
+    }
+}

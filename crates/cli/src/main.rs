@@ -19,11 +19,10 @@ fn main() -> ExitCode {
     install_panic_hook();
     let cli = Cli::parse();
     let printer = Printer::new(cli.global.quiet, cli.global.verbose, cli.global.no_progress);
-    if let Some(n) = cli.global.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global() {
+    if let Some(n) = cli.global.threads
+        && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global() {
             printer.warn(format!("--threads {n} ignored: {e}"));
         }
-    }
     match run(&cli, &printer) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,4 +1,5 @@
 //! End-to-end tests of the `protforge` binary on committed files (examples/, tests/fixtures/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use assert_cmd::Command;
 use predicates::prelude::*;

@@ -397,7 +397,7 @@ impl Trainer {
         let result = (|| -> Result<f64, TrainError> {
             let mut sum = 0.0;
             for j in 0..self.cfg.val_batches {
-                let mut rng = step_rng(self.cfg.seed ^ 0x5eed_0f_7a1, j);
+                let mut rng = step_rng(self.cfg.seed ^ 0x0005_eed0_f7a1, j);
                 let x = sample_batch(val, &self.cfg, &mut rng, &self.device)?;
                 let (loss, _) = batch_loss(&self.model, &x, &self.cfg, &mut rng)?;
                 sum += f64::from(loss.to_scalar::<f32>()?);

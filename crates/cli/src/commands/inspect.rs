@@ -87,7 +87,7 @@ fn chain_summary(id: &str, bb: &Backbone) -> ChainSummary {
 }
 
 fn structure(args: &InspectArgs, json: bool, printer: &Printer) -> anyhow::Result<()> {
-    let opts = ReadOptions { chain: args.chain.clone(), ..ReadOptions::default() };
+    let opts = ReadOptions { chain: args.chain.clone() };
     let read = read_backbone(&args.path, &opts)?;
     let bb = &read.backbone;
     let chains: Vec<ChainSummary> =

@@ -14,7 +14,7 @@ pub(crate) fn is_structure_file(path: &Path) -> bool {
 
 /// Read a backbone (optionally one chain). Parse warnings are dropped here; `inspect` shows them.
 pub(crate) fn read_structure(path: &Path, chain: Option<&str>) -> anyhow::Result<Backbone> {
-    let opts = ReadOptions { chain: chain.map(str::to_string), ..ReadOptions::default() };
+    let opts = ReadOptions { chain: chain.map(str::to_string) };
     // Library errors already name the file and the problem.
     let out = read_backbone(path, &opts)?;
     Ok(out.backbone)

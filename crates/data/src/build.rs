@@ -385,11 +385,8 @@ fn parse_json_line(line: &str, file: &InputFile) -> Result<RawChain, String> {
 fn read_structure_file(file: &InputFile) -> Result<(Vec<RawChain>, usize), String> {
     use protforge_structure::io::{ReadOptions, read_backbone};
     let path = &file.path;
-    // The reader is meant to catch parser panics itself; this is a second guard so a bad file
-    // can never abort a build.
-    let read = std::panic::catch_unwind(|| read_backbone(path, &ReadOptions::default()))
-        .map_err(|_| "the structure parser panicked".to_string())?;
-    let out = read.map_err(|e| {
+    // The structure reader turns parser panics into errors itself (structure::io::guard).
+    let out = read_backbone(path, &ReadOptions::default()).map_err(|e| {
         let msg = e.to_string();
         let prefix = format!("{}: ", path.display());
         msg.strip_prefix(&prefix).map_or_else(|| msg.clone(), str::to_string)

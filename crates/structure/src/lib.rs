@@ -8,6 +8,7 @@
 pub mod backbone;
 pub mod error;
 pub mod io;
+pub mod rebuild;
 pub mod residue;
 pub mod trajectory;
 
@@ -15,3 +16,4 @@ pub use backbone::{Backbone, ResidueId, atom};
 pub use error::StructureError;
 pub use io::{Format, ReadOptions, ReadOutput, Topology, read_backbone, read_backbone_bytes, write_mmcif, write_pdb};
 pub use trajectory::{TrajFormat, Trajectory};
+pub use rebuild::{complete_backbone, rebuild_backbone};

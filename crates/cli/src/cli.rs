@@ -276,7 +276,7 @@ pub(crate) struct GenerateArgs {
     #[arg(long, default_value_t = 0.45)]
     pub(crate) noise_scale: f64,
     /// Atoms to write: ca (CA trace) or full (N, CA, C, O rebuilt from the trace).
-    #[arg(long, value_enum, default_value = "ca")]
+    #[arg(long, value_enum, default_value = "full")]
     pub(crate) backbone: BackboneKind,
     /// Samples of one length run through the network together in groups of this size.
     #[arg(long, default_value_t = 4)]

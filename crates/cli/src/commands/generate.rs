@@ -43,6 +43,7 @@ struct SampleRecord {
     file: String,
     length: usize,
     seed: u64,
+    atoms: BackboneKind,
 }
 
 #[derive(Serialize)]
@@ -136,13 +137,21 @@ pub(crate) fn run(args: &GenerateArgs, global: &GlobalArgs, printer: &Printer) -
             .with_context(|| format!("sampling length {len}"))?;
         for ((&i, seed), ca) in idx.iter().zip(seeds).zip(traces) {
             let bb = Backbone::from_ca(&ca, Some(vec![residue::aatype_from_one('G'); ca.len()]));
-            let bb = match args.backbone {
-                BackboneKind::Ca => bb,
-                BackboneKind::Full => bail!("--backbone full is not available yet; use --backbone ca"),
-            };
             let name = file_of(i);
+            // A degenerate trace (e.g. two CA atoms < 1 Å apart) cannot be rebuilt: keep the
+            // CA trace, say so, and record it in the manifest rather than lose the sample.
+            let (bb, atoms) = match args.backbone {
+                BackboneKind::Ca => (bb, BackboneKind::Ca),
+                BackboneKind::Full => match protforge_structure::rebuild::complete_backbone(&bb) {
+                    Ok(full) => (full, BackboneKind::Full),
+                    Err(e) => {
+                        bar.suspend(|| printer.warn(format!("{name}: wrote the CA trace only ({e})")));
+                        (bb, BackboneKind::Ca)
+                    }
+                },
+            };
             protforge_structure::write_pdb(&args.out.join(&name), &bb)?;
-            records.push(SampleRecord { index: i, file: name, length: *len, seed });
+            records.push(SampleRecord { index: i, file: name, length: *len, seed, atoms });
             bar.inc(1);
         }
     }

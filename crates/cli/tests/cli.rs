@@ -182,7 +182,7 @@ fn bad_inputs_give_one_line_errors() {
 
 #[test]
 fn reserved_commands_say_not_yet_available() {
-    for cmd in [&["generate", "--length", "100"][..], &["rollout"], &["tokenize", "encode", "x.pdb"], &["eval", "trajectory", "t.xtc"]] {
+    for cmd in [&["scaffold", "--contig", "10-40,A1-5"][..], &["rollout"], &["tokenize", "encode", "x.pdb"], &["eval", "trajectory", "t.xtc"], &["train", "starmd"]] {
         protforge().args(cmd).assert().code(1).stderr(predicate::str::contains("not yet available"));
     }
 }
@@ -193,5 +193,90 @@ fn bad_device_is_a_clear_error() {
         protforge().args(["--device", "tpu", "eval", "ss"]).arg(examples().join("barnase_A.pdb")),
         "tpu",
         "invalid device",
+    );
+}
+
+/// Train a tiny PAR for a few steps on the example chains, then generate: exercises
+/// `data build`, `train par` (with resume) and `generate` end to end without shipped weights.
+#[test]
+fn train_tiny_par_then_generate_reproducibly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("tiny.safetensors");
+    // Every example chain in train, and a copy of one as validation.
+    let val_dir = d.join("val");
+    std::fs::create_dir(&val_dir).unwrap();
+    std::fs::copy(examples().join("HHH_rd1_0473_A.pdb"), val_dir.join("v.pdb")).unwrap();
+    json_of(protforge().args(["data", "build", "--input"]).arg(examples()).arg("--val-input").arg(&val_dir).arg("--out").arg(&data).arg("--json"));
+
+    let mut cfg = json_of(protforge().args(["train", "par", "--print-config"]));
+    cfg["model"]["scales"] = serde_json::json!({"kind": "lengths", "sizes": [8, 16]});
+    cfg["model"]["max_len"] = serde_json::json!(64);
+    cfg["model"]["max_scales"] = serde_json::json!(4);
+    cfg["model"]["fourier_dim"] = serde_json::json!(8);
+    cfg["model"]["ar"] = serde_json::json!({"dim": 12, "layers": 1, "heads": 3, "mlp_ratio": 2});
+    cfg["model"]["decoder"]["dim"] = serde_json::json!(12);
+    cfg["model"]["decoder"]["layers"] = serde_json::json!(1);
+    cfg["model"]["decoder"]["heads"] = serde_json::json!(3);
+    cfg["model"]["decoder"]["cond_dim"] = serde_json::json!(8);
+    cfg["model"]["decoder"]["dist_bins"] = serde_json::json!(4);
+    cfg["model"]["decoder"]["seq_sep_bins"] = serde_json::json!(5);
+    cfg["steps"] = serde_json::json!(4);
+    cfg["tokens_per_batch"] = serde_json::json!(48);
+    cfg["crop_max"] = serde_json::json!(24);
+    cfg["lr"] = serde_json::json!({"kind": "constant", "lr": 0.001});
+    cfg["val_every"] = serde_json::json!(2);
+    cfg["val_batches"] = serde_json::json!(1);
+    cfg["log_every"] = serde_json::json!(1);
+    let cfg_path = d.join("tiny.json");
+    std::fs::write(&cfg_path, serde_json::to_string(&cfg).unwrap()).unwrap();
+    let run = d.join("run");
+    let train = |extra: &[&str]| {
+        let out = protforge().args(["-q", "train", "par", "--config"]).arg(&cfg_path).arg("--data").arg(&data).arg("--out").arg(&run).args(extra).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    train(&["--max-steps", "2"]);
+    // A second start without --resume refuses to clobber the run.
+    assert_one_line_error(protforge().args(["train", "par", "--config"]).arg(&cfg_path).arg("--data").arg(&data).arg("--out").arg(&run), "run", "--resume");
+    train(&["--resume"]);
+    let log = std::fs::read_to_string(run.join("train.csv")).unwrap();
+    assert_eq!(log.lines().count(), 5, "{log}");
+    let weights = run.join("best");
+
+    let generate = |out: &Path, extra: &[&str]| {
+        let o = protforge()
+            .args(["-q", "--weights"])
+            .arg(&weights)
+            .args(["generate", "--length", "20", "--num-samples", "3", "--seed", "7", "--batch-size", "2", "--schedule", "sde:4,ode:2"])
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (a, b) = (d.join("a"), d.join("b"));
+    generate(&a, &[]);
+    generate(&b, &["--shard", "0/2"]);
+    generate(&b, &["--shard", "1/2"]);
+    for i in 0..3 {
+        let name = format!("sample_{i}.pdb");
+        let fa = std::fs::read(a.join(&name)).unwrap();
+        assert_eq!(fa, std::fs::read(b.join(&name)).unwrap(), "{name}: shards differ from one run");
+        assert!(String::from_utf8_lossy(&fa).matches(" CA ").count() == 20);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["samples"].as_array().unwrap().len(), 3);
+    assert_eq!(manifest["weights_sha256"].as_str().unwrap().len(), 64);
+    // Existing outputs are not overwritten without --force.
+    assert_one_line_error(
+        protforge().args(["--weights"]).arg(&weights).args(["generate", "--length", "20", "--out"]).arg(&a),
+        "sample_0.pdb",
+        "already exists",
+    );
+    assert_one_line_error(
+        protforge().args(["--weights"]).arg(d.join("nowhere")).args(["generate", "--length", "20", "--out"]).arg(d.join("c")),
+        "nowhere",
+        "model.safetensors",
     );
 }

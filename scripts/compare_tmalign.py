@@ -4,22 +4,22 @@
 Reads the validation chains of ../shared/data (PDB files, backbone only), picks pairs with a
 fixed seed, runs both programs and reports the agreement of tm_a / tm_b (TM-score normalised
 by chain 1 / chain 2), RMSD and aligned length. Optionally times all-vs-all TM-align on 100
-chains: ours (rayon, 2 threads) against `TMalign` run as 2 parallel processes (`xargs -P 2`).
+chains: ours (`protforge eval backbones DIR --threads 2`, whose diversity step is the rayon
+all-vs-all `pairwise_tm`) against `TMalign` run as 2 parallel processes (`xargs -P 2`).
 
-Usage (from the repository root):
+Usage (from the repository root, after `cargo build --release -p protforge`):
     python3 scripts/compare_tmalign.py                       # 200 + 50 pairs, seed 0
     python3 scripts/compare_tmalign.py --timing              # also the all-vs-all timing
-    python3 scripts/compare_tmalign.py --via cli             # use `protforge eval tm --json`
 
-Ours runs through the ignored test harness `crates/eval/tests/tm_batch.rs` (one process for
-all pairs) unless `--via cli` is given, which calls `target/release/protforge eval tm A B
---json` per pair. Only the Python standard library is needed.
+Ours is the CLI, `protforge eval tm A B --json --threads 1`, one process per pair, on the same
+PDB files as TMalign (default binary: target/release/protforge; see --protforge). Per-pair
+times include process start-up and reading both files. Only the Python standard library is
+needed.
 """
 
 import argparse
 import csv
 import json
-import os
 import random
 import re
 import statistics
@@ -31,27 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def read_ca(path):
-    """CA coordinates as TMalign reads them: ATOM records, atom name ' CA ', alt loc ' ' or
-    'A', first chain only, stop at TER/END."""
-    cas = []
-    chain = None
-    with open(path) as fh:
-        for line in fh:
-            if cas and (line.startswith("TER") or line.startswith("END")):
-                break
-            if not line.startswith("ATOM  ") or len(line) < 54:
-                continue
-            if line[12:16] != " CA " or line[16] not in " A":
-                continue
-            if chain is None:
-                chain = line[21]
-            elif line[21] != chain:
-                break
-            cas.append((float(line[30:38]), float(line[38:46]), float(line[46:54])))
-    return cas
 
 
 def load_chains(data_dir):
@@ -111,34 +90,14 @@ def run_tmalign(a, b):
     }
 
 
-def write_xyz(cas, path):
-    with open(path, "w") as fh:
-        for x, y, z in cas:
-            fh.write(f"{x:.3f} {y:.3f} {z:.3f}\n")
-
-
-def cargo_harness(env_extra):
-    env = dict(os.environ, **env_extra)
-    cmd = ["cargo", "test", "--release", "-q", "-p", "protforge-eval", "--test", "tm_batch", "--", "--ignored"]
-    subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
-
-
-def run_ours_harness(pairs_xyz, tmp):
-    pin, pout = tmp / "pairs.tsv", tmp / "ours.tsv"
-    pin.write_text("".join(f"{a}\t{b}\n" for a, b in pairs_xyz))
-    cargo_harness({"PROTFORGE_TM_BATCH_IN": str(pin), "PROTFORGE_TM_BATCH_OUT": str(pout)})
-    res = []
-    for line in pout.read_text().splitlines():
-        tm_a, tm_b, rmsd, aligned, la, lb, secs = line.split()
-        res.append({"tm_a": float(tm_a), "tm_b": float(tm_b), "rmsd": float(rmsd), "aligned": int(aligned),
-                    "len_a": int(la), "len_b": int(lb), "seconds": float(secs)})
+def run_ours(exe, a, b):
+    """`protforge eval tm A B --json` for one pair; adds the wall time of the call as `seconds`."""
+    t0 = time.perf_counter()
+    out = subprocess.run([exe, "eval", "tm", a, b, "--json", "--threads", "1"],
+                         capture_output=True, text=True, check=True).stdout
+    res = json.loads(out)
+    res["seconds"] = time.perf_counter() - t0
     return res
-
-
-def run_ours_cli(a, b):
-    exe = REPO / "target" / "release" / "protforge"
-    out = subprocess.run([str(exe), "eval", "tm", a, b, "--json"], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
 
 
 def pct(values, q):
@@ -168,22 +127,22 @@ def summarise(label, ref, ours):
             "aligned_identical": sum(d == 0 for d in d_ali)}
 
 
-def timing(rows, pdbs, xyzs, tmp, n_chains, seed):
+def timing(exe, rows, pdbs, tmp, n_chains, seed):
     rng = random.Random(seed + 1)
     sel = sorted(rng.sample(range(len(rows)), n_chains))
     lens = [int(rows[i]["length"]) for i in sel]
     print(f"\n== all-vs-all timing: {n_chains} chains ({n_chains * (n_chains - 1) // 2} pairs), "
           f"lengths {min(lens)}-{max(lens)}, median {statistics.median(lens)}")
-    lst = tmp / "ava_list.txt"
-    lst.write_text("".join(f"{xyzs[i]}\n" for i in sel))
-    out = tmp / "ava_ours.txt"
+    folder = tmp / "ava"
+    folder.mkdir()
+    for i in sel:
+        (folder / Path(pdbs[i]).name).symlink_to(pdbs[i])
     t0 = time.time()
-    cargo_harness({"PROTFORGE_TM_BATCH_IN": str(lst), "PROTFORGE_TM_BATCH_OUT": str(out),
-                   "PROTFORGE_TM_BATCH_ALL_VS_ALL": "1", "RAYON_NUM_THREADS": "2"})
-    t_ours_proc = time.time() - t0
-    header = out.read_text().splitlines()[0]
-    t_ours = float(re.search(r"seconds=([\d.]+)", header).group(1))
-    print(f"ours (pairwise_tm, rayon 2 threads): {t_ours:.2f} s in-process ({t_ours_proc:.2f} s incl. cargo start)")
+    out = subprocess.run([exe, "eval", "backbones", str(folder), "--json", "--threads", "2", "-q"],
+                         capture_output=True, text=True, check=True).stdout
+    t_ours = time.time() - t0
+    n_read = json.loads(out)["n"]
+    print(f"ours (protforge eval backbones --threads 2: read + geometry/DSSP + pairwise_tm on {n_read} files): {t_ours:.2f} s")
     pairs_file = tmp / "ava_pairs.txt"
     with open(pairs_file, "w") as fh:
         for a in range(len(sel)):
@@ -193,7 +152,7 @@ def timing(rows, pdbs, xyzs, tmp, n_chains, seed):
     subprocess.run(f"xargs -P 2 -n 2 TMalign < {pairs_file} > /dev/null", shell=True, check=True)
     t_ref = time.time() - t0
     print(f"TMalign (xargs -P 2): {t_ref:.2f} s")
-    return {"n_chains": n_chains, "ours_s": t_ours, "ours_with_startup_s": t_ours_proc, "tmalign_s": t_ref}
+    return {"n_chains": n_chains, "ours_s": t_ours, "tmalign_s": t_ref}
 
 
 def main():
@@ -202,7 +161,8 @@ def main():
     ap.add_argument("--cross", type=int, default=200, help="pairs from different clusters")
     ap.add_argument("--same", type=int, default=50, help="pairs from the same cluster")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--via", choices=["harness", "cli"], default="harness")
+    ap.add_argument("--protforge", default=str(REPO / "target" / "release" / "protforge"),
+                    help="protforge binary (default: target/release/protforge)")
     ap.add_argument("--timing", action="store_true", help="also time all-vs-all on 100 chains")
     ap.add_argument("--timing-chains", type=int, default=100)
     ap.add_argument("--json-out", type=Path, help="write the summary as JSON here")
@@ -217,37 +177,28 @@ def main():
 
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
-        xyzs = []
-        for k, p in enumerate(pdbs):
-            xyz = tmp / f"c{k}.xyz"
-            write_xyz(read_ca(p), xyz)
-            xyzs.append(str(xyz))
-
         t0 = time.time()
         with ThreadPoolExecutor(max_workers=2) as ex:
             ref = list(ex.map(lambda ij: run_tmalign(pdbs[ij[0]], pdbs[ij[1]]), pairs))
         t_ref = time.time() - t0
         t0 = time.time()
-        if args.via == "harness":
-            ours = run_ours_harness([(xyzs[i], xyzs[j]) for i, j in pairs], tmp)
-        else:
-            ours = [run_ours_cli(pdbs[i], pdbs[j]) for i, j in pairs]
+        ours = [run_ours(args.protforge, pdbs[i], pdbs[j]) for i, j in pairs]
         t_ours = time.time() - t0
-        print(f"wall: TMalign {t_ref:.1f} s (2 processes), ours {t_ours:.1f} s (1 thread per pair, serial)")
+        print(f"wall: TMalign {t_ref:.1f} s (2 processes), ours {t_ours:.1f} s (1 process per pair, 1 thread, serial)")
 
         mism = [k for k, (r, o) in enumerate(zip(ref, ours)) if (r["len_a"], r["len_b"]) != (o.get("len_a", r["len_a"]), o.get("len_b", r["len_b"]))]
         if mism:
             print(f"WARNING: {len(mism)} pairs with different chain lengths read", file=sys.stderr)
 
-        summary = {"seed": args.seed, "via": args.via}
+        summary = {"seed": args.seed}
         summary["all"] = summarise("all pairs", ref, ours)
         summary["cross"] = summarise("different clusters", ref[: len(cross)], ours[: len(cross)])
         if same:
             summary["same"] = summarise("same cluster", ref[len(cross):], ours[len(cross):])
-        if args.via == "harness":
-            big = [o["seconds"] for o in ours if min(o["len_a"], o["len_b"]) >= 250]
-            if big:
-                print(f"\nour time per pair with both chains >= 250 residues: median {statistics.median(big) * 1e3:.1f} ms over {len(big)} pairs")
+        big = [o["seconds"] for o in ours if min(o["len_a"], o["len_b"]) >= 250]
+        if big:
+            print(f"\nour time per pair with both chains >= 250 residues (incl. process start and reading): "
+                  f"median {statistics.median(big) * 1e3:.1f} ms over {len(big)} pairs")
 
         worst = sorted(range(len(pairs)), key=lambda k: -max(abs(ref[k]["tm_a"] - ours[k]["tm_a"]), abs(ref[k]["tm_b"] - ours[k]["tm_b"])))
         print(f"\nworst {args.show_worst} pairs (tm_a, tm_b, rmsd, aligned: TMalign / ours):")
@@ -259,7 +210,7 @@ def main():
                   f"{r['rmsd']:.2f}/{o['rmsd']:.2f} {r['aligned']}/{o['aligned']}")
 
         if args.timing:
-            summary["timing"] = timing(rows, pdbs, xyzs, tmp, args.timing_chains, args.seed)
+            summary["timing"] = timing(args.protforge, rows, pdbs, tmp, args.timing_chains, args.seed)
     if args.json_out:
         args.json_out.write_text(json.dumps(summary, indent=2))
 

@@ -249,78 +249,24 @@ pub fn strand_fraction(ss: &[Ss3]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protforge_se3::geometry::build_backbone;
+    use protforge_se3::{Vec3, dihedral};
     use protforge_structure::ResidueId;
 
-    type P = [f64; 3];
-
-    fn sub(a: P, b: P) -> P {
-        [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-    }
-    fn cross(a: P, b: P) -> P {
-        [
-            a[1] * b[2] - a[2] * b[1],
-            a[2] * b[0] - a[0] * b[2],
-            a[0] * b[1] - a[1] * b[0],
-        ]
-    }
-    fn norm(a: P) -> P {
-        let l = (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt();
-        [a[0] / l, a[1] / l, a[2] / l]
-    }
-
-    /// NeRF: place D with |CD| = bond, angle BCD = angle, torsion ABCD = torsion (radians).
-    fn place(a: P, b: P, c: P, bond: f64, angle: f64, torsion: f64) -> P {
-        let bc = norm(sub(c, b));
-        let n = norm(cross(sub(b, a), bc));
-        let m = cross(n, bc);
-        let d = [
-            -bond * angle.cos(),
-            bond * angle.sin() * torsion.cos(),
-            bond * angle.sin() * torsion.sin(),
-        ];
-        [
-            c[0] + d[0] * bc[0] + d[1] * m[0] + d[2] * n[0],
-            c[1] + d[0] * bc[1] + d[1] * m[1] + d[2] * n[1],
-            c[2] + d[0] * bc[2] + d[1] * m[2] + d[2] * n[2],
-        ]
-    }
-
-    /// Ideal backbone (Engh & Huber 1991 bond lengths and angles, trans ω) with constant φ, ψ (degrees).
+    /// Ideal backbone (`protforge_se3::geometry::build_backbone`: Engh & Huber 1991 bond
+    /// lengths and angles, trans ω) with constant φ, ψ (degrees).
     fn build(n_res: usize, phi: f64, psi: f64) -> Vec<[[f32; 3]; 4]> {
-        let (phi, psi) = (phi.to_radians(), psi.to_radians());
-        let (b_nca, b_cac, b_cn, b_co) = (1.458, 1.525, 1.329, 1.231);
-        let (a_ncac, a_cacn, a_cnca, a_caco) = (
-            111.2f64.to_radians(),
-            116.2f64.to_radians(),
-            121.7f64.to_radians(),
-            120.5f64.to_radians(),
-        );
-        let mut n = vec![[0.0, 0.0, 0.0]];
-        let mut ca = vec![[b_nca, 0.0, 0.0]];
-        let mut c = vec![place([0.0, 1.0, 0.0], n[0], ca[0], b_cac, a_ncac, 0.0)];
-        let mut o = Vec::new();
-        for i in 0..n_res {
-            o.push(place(
-                n[i],
-                ca[i],
-                c[i],
-                b_co,
-                a_caco,
-                psi + std::f64::consts::PI,
-            ));
-            if i + 1 < n_res {
-                let n1 = place(n[i], ca[i], c[i], b_cn, a_cacn, psi);
-                let ca1 = place(ca[i], c[i], n1, b_nca, a_cnca, std::f64::consts::PI);
-                let c1 = place(c[i], n1, ca1, b_cac, a_ncac, phi);
-                n.push(n1);
-                ca.push(ca1);
-                c.push(c1);
-            }
-        }
-        let f = |p: P| [p[0] as f32, p[1] as f32, p[2] as f32];
-        (0..n_res)
-            .map(|i| [f(n[i]), f(ca[i]), f(c[i]), f(o[i])])
+        let phi = vec![phi.to_radians(); n_res];
+        let psi = vec![psi.to_radians(); n_res];
+        let f = |p: Vec3| [p.x as f32, p.y as f32, p.z as f32];
+        build_backbone(n_res, &phi, &psi, &[])
+            .into_iter()
+            .map(|r| r.map(f))
             .collect()
+    }
+
+    fn v(a: [f32; 3]) -> Vec3 {
+        Vec3::new(f64::from(a[0]), f64::from(a[1]), f64::from(a[2]))
     }
 
     fn helix(n: usize) -> Backbone {
@@ -330,33 +276,17 @@ mod tests {
     /// Two antiparallel strands (chains A and B) related by a 2-fold axis normal to the sheet.
     fn sheet(n: usize, half_gap: f64) -> Backbone {
         let s = build(n, -139.0, 135.0);
-        let p = |a: [f32; 3]| [f64::from(a[0]), f64::from(a[1]), f64::from(a[2])];
         let k = n / 2;
-        let u = norm(sub(p(s[n - 1][1]), p(s[0][1])));
-        let co = sub(p(s[k][3]), p(s[k][2]));
-        let dot = co[0] * u[0] + co[1] * u[1] + co[2] * u[2];
-        let w = norm([co[0] - dot * u[0], co[1] - dot * u[1], co[2] - dot * u[2]]);
-        let axis = norm(cross(u, w));
-        let ca = p(s[k][1]);
-        let center = [
-            ca[0] + half_gap * w[0],
-            ca[1] + half_gap * w[1],
-            ca[2] + half_gap * w[2],
-        ];
+        let u = (v(s[n - 1][1]) - v(s[0][1])).normalize();
+        let co = v(s[k][3]) - v(s[k][2]);
+        let w = (co - co.dot(&u) * u).normalize();
+        let axis = u.cross(&w).normalize();
+        let center = v(s[k][1]) + half_gap * w;
         // 2-fold rotation about `axis` through `center`: x' = 2 (a·r) a − r.
         let rot = |x: [f32; 3]| {
-            let r = sub(p(x), center);
-            let d = r[0] * axis[0] + r[1] * axis[1] + r[2] * axis[2];
-            let y = [
-                2.0 * d * axis[0] - r[0],
-                2.0 * d * axis[1] - r[1],
-                2.0 * d * axis[2] - r[2],
-            ];
-            [
-                (y[0] + center[0]) as f32,
-                (y[1] + center[1]) as f32,
-                (y[2] + center[2]) as f32,
-            ]
+            let r = v(x) - center;
+            let y = 2.0 * r.dot(&axis) * axis - r + center;
+            [y.x as f32, y.y as f32, y.z as f32]
         };
         let mut bb = Backbone::from_coords(s.clone(), vec![0; n]);
         let other: Vec<[[f32; 3]; 4]> = s
@@ -375,12 +305,9 @@ mod tests {
     #[test]
     fn builder_reproduces_phi_psi() {
         let bb = helix(8);
-        let p = |i: usize, a: usize| {
-            let x = bb.coords[i][a];
-            [f64::from(x[0]), f64::from(x[1]), f64::from(x[2])]
-        };
-        let phi = full::dihedral_deg(p(3, 2), p(4, 0), p(4, 1), p(4, 2)).unwrap();
-        let psi = full::dihedral_deg(p(4, 0), p(4, 1), p(4, 2), p(5, 0)).unwrap();
+        let p = |i: usize, a: usize| v(bb.coords[i][a]);
+        let phi = dihedral(p(3, 2), p(4, 0), p(4, 1), p(4, 2)).to_degrees();
+        let psi = dihedral(p(4, 0), p(4, 1), p(4, 2), p(5, 0)).to_degrees();
         assert!((phi + 57.0).abs() < 0.01, "phi {phi}");
         assert!((psi + 47.0).abs() < 0.01, "psi {psi}");
     }
@@ -486,18 +413,16 @@ mod tests {
     #[test]
     fn hbond_energy_by_hand() {
         // Collinear N-H···O=C: r_ON = 2.9, r_CH = 3.13, r_OH = 1.9, r_CN = 4.13 Å.
-        let n = [0.0, 0.0, 0.0];
-        let h = [1.0, 0.0, 0.0];
-        let o = [2.9, 0.0, 0.0];
-        let c = [4.13, 0.0, 0.0];
+        let x = |v: f64| Vec3::new(v, 0.0, 0.0);
+        let (n, h, o, c) = (x(0.0), x(1.0), x(2.9), x(4.13));
         // 27.888 * (1/2.9 + 1/3.13 - 1/1.9 - 1/4.13) = -2.904 kcal/mol (rounded to 3 decimals).
         let e = hbond_energy(n, h, c, o);
         assert!((e - (-2.904)).abs() < 1e-9, "{e}");
         // Pulled apart by 3 Å: weak, above the −0.5 cut-off.
-        let e2 = hbond_energy(n, h, [7.13, 0.0, 0.0], [5.9, 0.0, 0.0]);
+        let e2 = hbond_energy(n, h, x(7.13), x(5.9));
         assert!(e2 > -0.5 && e2 < 0.0, "{e2}");
         // Atoms closer than 0.5 Å: the floor.
-        assert_eq!(hbond_energy(n, h, [1.5, 0.0, 0.0], [1.2, 0.0, 0.0]), -9.9);
+        assert_eq!(hbond_energy(n, h, x(1.5), x(1.2)), -9.9);
     }
 
     #[test]

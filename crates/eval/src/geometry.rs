@@ -10,12 +10,12 @@
 //! - **Clash**: a CA pair closer than [`CLASH_DISTANCE`] Å that is either in the same chain with
 //!   storage-index separation |i−j| ≥ 3, or in different chains.
 
-use std::collections::HashMap;
-
+use protforge_se3::Vec3;
 use protforge_structure::{Backbone, atom};
 use rayon::prelude::*;
 
 use crate::dssp::{self, SsMethod};
+use crate::neighbors::CellList;
 
 /// Lower end (Å) of the accepted CA–CA virtual bond range.
 pub const CA_BOND_MIN: f64 = 3.6;
@@ -109,17 +109,13 @@ pub struct AggregateReport {
     pub median_max_tm_to_reference: Option<f64>,
 }
 
-fn ca_f64(bb: &Backbone, i: usize) -> [f64; 3] {
+fn ca_f64(bb: &Backbone, i: usize) -> Vec3 {
     let p = bb.coords[i][atom::CA];
-    [f64::from(p[0]), f64::from(p[1]), f64::from(p[2])]
+    Vec3::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]))
 }
 
 fn has_ca(bb: &Backbone, i: usize) -> bool {
     bb.atom_mask.get(i).is_some_and(|m| m[atom::CA])
-}
-
-fn dist(a: [f64; 3], b: [f64; 3]) -> f64 {
-    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
 }
 
 /// Whether residues `i` and `i+1` are sequence neighbours (see the module docs).
@@ -143,7 +139,7 @@ pub fn are_neighbours(bb: &Backbone, i: usize) -> bool {
 pub fn ca_bond_lengths(bb: &Backbone) -> Vec<f64> {
     (0..bb.len().saturating_sub(1))
         .filter(|&i| are_neighbours(bb, i))
-        .map(|i| dist(ca_f64(bb, i), ca_f64(bb, i + 1)))
+        .map(|i| (ca_f64(bb, i) - ca_f64(bb, i + 1)).norm())
         .collect()
 }
 
@@ -176,53 +172,21 @@ pub fn ca_bond_stats(bb: &Backbone) -> CaBondStats {
     }
 }
 
-/// All clashing CA pairs `(i, j)`, `i < j` (storage indices), found with a cell grid.
+/// All clashing CA pairs `(i, j)`, `i < j` (storage indices), sorted; found with a cell list.
 #[must_use]
 pub fn ca_clash_pairs(bb: &Backbone) -> Vec<(usize, usize)> {
-    let cell = CLASH_DISTANCE;
-    let key = |p: [f64; 3]| {
-        // `as` saturates and maps NaN to 0: odd input cannot panic.
-        (
-            (p[0] / cell).floor() as i64,
-            (p[1] / cell).floor() as i64,
-            (p[2] / cell).floor() as i64,
-        )
-    };
-    let mut grid: HashMap<(i64, i64, i64), Vec<usize>> = HashMap::new();
-    for i in (0..bb.len()).filter(|&i| has_ca(bb, i)) {
-        grid.entry(key(ca_f64(bb, i))).or_default().push(i);
-    }
-    let mut out = Vec::new();
-    for i in (0..bb.len()).filter(|&i| has_ca(bb, i)) {
-        let pi = ca_f64(bb, i);
-        let (x, y, z) = key(pi);
-        for dx in -1..=1i64 {
-            for dy in -1..=1i64 {
-                for dz in -1..=1i64 {
-                    let k = (
-                        x.saturating_add(dx),
-                        y.saturating_add(dy),
-                        z.saturating_add(dz),
-                    );
-                    let Some(list) = grid.get(&k) else { continue };
-                    for &j in list {
-                        if j <= i {
-                            continue;
-                        }
-                        let same_chain = bb.chain_ids.get(i) == bb.chain_ids.get(j);
-                        if same_chain && j - i < CLASH_MIN_SEPARATION {
-                            continue;
-                        }
-                        if dist(pi, ca_f64(bb, j)) < CLASH_DISTANCE {
-                            out.push((i, j));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out.sort_unstable();
-    out
+    let idx: Vec<usize> = (0..bb.len()).filter(|&i| has_ca(bb, i)).collect();
+    let pts: Vec<Vec3> = idx.iter().map(|&i| ca_f64(bb, i)).collect();
+    // `idx` is increasing, so the pairs stay sorted and `i < j` after mapping back.
+    CellList::new(&pts, CLASH_DISTANCE)
+        .pairs()
+        .into_iter()
+        .map(|(a, b)| (idx[a], idx[b]))
+        .filter(|&(i, j)| {
+            let same_chain = bb.chain_ids.get(i) == bb.chain_ids.get(j);
+            !same_chain || j - i >= CLASH_MIN_SEPARATION
+        })
+        .collect()
 }
 
 /// Clash count, flag and fraction of residues involved.
@@ -250,7 +214,7 @@ pub fn clash_stats(bb: &Backbone) -> ClashStats {
 /// Radius of gyration (Å) of the CA atoms: `sqrt(mean |x_i − centroid|²)`; 0 without CAs.
 #[must_use]
 pub fn radius_of_gyration(bb: &Backbone) -> f64 {
-    let pts: Vec<[f64; 3]> = (0..bb.len())
+    let pts: Vec<Vec3> = (0..bb.len())
         .filter(|&i| has_ca(bb, i))
         .map(|i| ca_f64(bb, i))
         .collect();
@@ -259,18 +223,13 @@ pub fn radius_of_gyration(bb: &Backbone) -> f64 {
 
 /// Radius of gyration (Å) of a point set (Å); 0 for an empty set.
 #[must_use]
-pub fn radius_of_gyration_points(pts: &[[f64; 3]]) -> f64 {
+pub fn radius_of_gyration_points(pts: &[Vec3]) -> f64 {
     if pts.is_empty() {
         return 0.0;
     }
     let n = pts.len() as f64;
-    let mut c = [0.0; 3];
-    for p in pts {
-        for k in 0..3 {
-            c[k] += p[k] / n;
-        }
-    }
-    (pts.iter().map(|p| dist(*p, c).powi(2)).sum::<f64>() / n).sqrt()
+    let c: Vec3 = pts.iter().map(|p| p / n).sum();
+    (pts.iter().map(|p| (p - c).norm_squared()).sum::<f64>() / n).sqrt()
 }
 
 /// Expected radius of gyration (Å) of a compact protein of `n` residues: `2.2 · n^0.38`.
@@ -461,10 +420,10 @@ mod tests {
     #[test]
     fn radius_of_gyration_of_known_sets() {
         let square = [
-            [1.0, 0.0, 5.0],
-            [-1.0, 0.0, 5.0],
-            [0.0, 1.0, 5.0],
-            [0.0, -1.0, 5.0],
+            Vec3::new(1.0, 0.0, 5.0),
+            Vec3::new(-1.0, 0.0, 5.0),
+            Vec3::new(0.0, 1.0, 5.0),
+            Vec3::new(0.0, -1.0, 5.0),
         ];
         assert!((radius_of_gyration_points(&square) - 1.0).abs() < 1e-12);
         // Cube of side 2: every vertex is sqrt(3) from the centre.
@@ -472,7 +431,7 @@ mod tests {
         for x in [-1.0, 1.0] {
             for y in [-1.0, 1.0] {
                 for z in [-1.0, 1.0] {
-                    cube.push([x + 10.0, y, z]);
+                    cube.push(Vec3::new(x + 10.0, y, z));
                 }
             }
         }

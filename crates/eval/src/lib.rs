@@ -7,6 +7,7 @@ pub mod diversity;
 pub mod dssp;
 pub mod error;
 pub mod geometry;
+mod neighbors;
 pub mod tm;
 
 pub use error::EvalError;

@@ -26,12 +26,12 @@
 //!
 //! Agreement with `mkdssp` on real chains is measured in `docs/BENCHMARKS.md`.
 
-use std::collections::HashMap;
-
+use protforge_se3::{Vec3, dihedral};
 use protforge_structure::Backbone;
 use protforge_structure::atom;
 
 use super::Ss3;
+use crate::neighbors::CellList;
 
 /// Thresholds of the CA-only rules (Å and radians). [`Default`] holds the values tuned on
 /// training chains against `mkdssp` (see `docs/BENCHMARKS.md`).
@@ -67,66 +67,26 @@ impl Default for CaSsParams {
     }
 }
 
-type P3 = [f64; 3];
-
-fn sub(a: P3, b: P3) -> P3 {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-fn dot(a: P3, b: P3) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-fn cross(a: P3, b: P3) -> P3 {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-
-fn dist(a: P3, b: P3) -> f64 {
-    dot(sub(a, b), sub(a, b)).sqrt()
-}
-
-/// Dihedral p0-p1-p2-p3 in radians (IUPAC sign); NaN if degenerate.
-fn torsion(p0: P3, p1: P3, p2: P3, p3: P3) -> f64 {
-    let b0 = sub(p1, p0);
-    let b1 = sub(p2, p1);
-    let b2 = sub(p3, p2);
-    let n1 = cross(b0, b1);
-    let n2 = cross(b1, b2);
-    let b1n = dot(b1, b1).sqrt();
-    let m = cross(n1, [b1[0] / b1n, b1[1] / b1n, b1[2] / b1n]);
-    (-dot(m, n2)).atan2(dot(n1, n2))
-}
-
-/// Angle p0-p1-p2 in radians; NaN if degenerate.
-fn angle(p0: P3, p1: P3, p2: P3) -> f64 {
-    let u = sub(p0, p1);
-    let v = sub(p2, p1);
-    (dot(u, v) / (dot(u, u) * dot(v, v)).sqrt())
-        .clamp(-1.0, 1.0)
-        .acos()
-}
-
 /// 3-state assignment from CA positions (see the module docs); coil where CA is absent.
 pub(crate) fn assign(bb: &Backbone, p: &CaSsParams) -> Vec<Ss3> {
     let keep: Vec<usize> = (0..bb.len())
         .filter(|&i| bb.atom_mask.get(i).is_some_and(|m| m[atom::CA]))
         .collect();
     let n = keep.len();
-    let ca: Vec<P3> = keep
+    let ca: Vec<Vec3> = keep
         .iter()
         .map(|&i| {
             let p = bb.coords[i][atom::CA];
-            [f64::from(p[0]), f64::from(p[1]), f64::from(p[2])]
+            Vec3::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]))
         })
         .collect();
+    let dist = |a: usize, b: usize| (ca[a] - ca[b]).norm();
+    // CA virtual torsion (a, a+1, a+2, a+3), radians; degenerate input gives 0 (never helical).
+    let torsion = |a: usize| dihedral(ca[a], ca[a + 1], ca[a + 2], ca[a + 3]);
     let mut seg = vec![0usize; n];
     for k in 1..n {
         let same_chain = bb.chain_ids.get(keep[k]) == bb.chain_ids.get(keep[k - 1]);
-        let bonded = same_chain && dist(ca[k - 1], ca[k]) <= p.max_ca_bond;
+        let bonded = same_chain && dist(k - 1, k) <= p.max_ca_bond;
         seg[k] = if bonded { seg[k - 1] } else { seg[k - 1] + 1 };
     }
     let conn = |a: usize, b: usize| seg[a] == seg[b];
@@ -139,15 +99,9 @@ pub(crate) fn assign(bb: &Backbone, p: &CaSsParams) -> Vec<Ss3> {
         .map(|i| {
             i + 4 < n
                 && conn(i, i + 4)
-                && in_range(
-                    torsion(ca[i], ca[i + 1], ca[i + 2], ca[i + 3]),
-                    p.helix_torsion,
-                )
-                && in_range(
-                    torsion(ca[i + 1], ca[i + 2], ca[i + 3], ca[i + 4]),
-                    p.helix_torsion,
-                )
-                && in_range(dist(ca[i], ca[i + 4]), p.helix_d4)
+                && in_range(torsion(i), p.helix_torsion)
+                && in_range(torsion(i + 1), p.helix_torsion)
+                && in_range(dist(i, i + 4), p.helix_d4)
         })
         .collect();
     for i in 1..n {
@@ -164,11 +118,8 @@ pub(crate) fn assign(bb: &Backbone, p: &CaSsParams) -> Vec<Ss3> {
             .map(|i| {
                 i + 3 < n
                     && conn(i, i + 3)
-                    && in_range(
-                        torsion(ca[i], ca[i + 1], ca[i + 2], ca[i + 3]),
-                        p.helix_torsion,
-                    )
-                    && dist(ca[i], ca[i + 3]) <= p.helix_d3
+                    && in_range(torsion(i), p.helix_torsion)
+                    && dist(i, i + 3) <= p.helix_d3
             })
             .collect();
         for i in 1..n {
@@ -181,60 +132,28 @@ pub(crate) fn assign(bb: &Backbone, p: &CaSsParams) -> Vec<Ss3> {
     }
 
     // Strand from CA bridges.
+    // Virtual bond angle CA(i−1)–CA(i)–CA(i+1); `angle` is 0 (not extended) when degenerate.
     let extended: Vec<bool> = (0..n)
         .map(|i| {
             i >= 1
                 && i + 1 < n
                 && conn(i - 1, i + 1)
-                && angle(ca[i - 1], ca[i], ca[i + 1]) > p.extended_angle
+                && (ca[i - 1] - ca[i]).angle(&(ca[i + 1] - ca[i])) > p.extended_angle
         })
         .collect();
-    let cell = p.bridge_d.max(1.0);
-    let key = |p: P3| {
-        (
-            (p[0] / cell).floor() as i64,
-            (p[1] / cell).floor() as i64,
-            (p[2] / cell).floor() as i64,
-        )
-    };
-    let mut grid: HashMap<(i64, i64, i64), Vec<usize>> = HashMap::new();
-    for (i, &p) in ca.iter().enumerate() {
-        grid.entry(key(p)).or_default().push(i);
-    }
-    let close = |a: usize, b: usize, d: f64| dist(ca[a], ca[b]) < d;
+    let close = |a: usize, b: usize, d: f64| dist(a, b) < d;
+    let candidate = |i: usize| extended[i] && ss[i] != Ss3::Helix;
     let mut strand = vec![false; n];
-    for i in 1..n.saturating_sub(1) {
-        if !extended[i] || ss[i] == Ss3::Helix {
+    // `extended` is false at both chain ends, so i − 1 and j + 1 exist for candidates.
+    for (i, j) in CellList::new(&ca, p.bridge_d).pairs() {
+        if j <= i + 2 || !candidate(i) || !candidate(j) {
             continue;
         }
-        let (x, y, z) = key(ca[i]);
-        for dx in -1..=1i64 {
-            for dy in -1..=1i64 {
-                for dz in -1..=1i64 {
-                    let cell_key = (
-                        x.saturating_add(dx),
-                        y.saturating_add(dy),
-                        z.saturating_add(dz),
-                    );
-                    let Some(list) = grid.get(&cell_key) else {
-                        continue;
-                    };
-                    for &j in list {
-                        if j <= i + 2 || j + 1 >= n || !extended[j] || ss[j] == Ss3::Helix {
-                            continue;
-                        }
-                        if !close(i, j, p.bridge_d) {
-                            continue;
-                        }
-                        let anti = close(i - 1, j + 1, p.flank_d) && close(i + 1, j - 1, p.flank_d);
-                        let para = close(i - 1, j - 1, p.flank_d) && close(i + 1, j + 1, p.flank_d);
-                        if anti || para {
-                            strand[i] = true;
-                            strand[j] = true;
-                        }
-                    }
-                }
-            }
+        let anti = close(i - 1, j + 1, p.flank_d) && close(i + 1, j - 1, p.flank_d);
+        let para = close(i - 1, j - 1, p.flank_d) && close(i + 1, j + 1, p.flank_d);
+        if anti || para {
+            strand[i] = true;
+            strand[j] = true;
         }
     }
     for i in 1..n.saturating_sub(1) {

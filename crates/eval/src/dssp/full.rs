@@ -8,7 +8,7 @@
 //! 3. Amide H = N + (C_prev − O_prev)/|C_prev − O_prev| · 1 Å, from the previous residue of the
 //!    same segment. Prolines and the first residue of each segment have no H and donate nothing.
 //! 4. Electrostatic H-bond energy (see [`hbond_energy`]) for every pair whose CA atoms are closer
-//!    than 9 Å (found with a cell grid). Each donor keeps its two lowest-energy acceptors; a bond
+//!    than 9 Å (found with a cell list). Each donor keeps its two lowest-energy acceptors; a bond
 //!    exists when one of them has E < −0.5 kcal/mol.
 //! 5. n-turns (n = 3, 4, 5), bridges, ladders with β-bulges, then helices with the mkdssp 4.x
 //!    priority: α-helix (H) overwrites strands, 3₁₀ (G) only fills loops, π-helix (I) fills
@@ -26,10 +26,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use protforge_se3::{Vec3, dihedral};
 use protforge_structure::Backbone;
 use protforge_structure::atom;
 
 use super::Ss8;
+use crate::neighbors::CellList;
 
 /// Electrostatic coupling constant q1·q2·f = 0.42 e · 0.20 e · 332 Å·kcal/(mol·e²) (Kabsch & Sander 1983).
 pub(crate) const COUPLING: f64 = 0.42 * 0.20 * 332.0;
@@ -46,50 +48,8 @@ const MAX_PEPTIDE_BOND: f64 = 2.5;
 /// `aatype` of proline (AlphaFold order).
 const PRO: u8 = 14;
 
-type P3 = [f64; 3];
-
-fn sub(a: P3, b: P3) -> P3 {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-fn dot(a: P3, b: P3) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
-fn cross(a: P3, b: P3) -> P3 {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-
-fn dist(a: P3, b: P3) -> f64 {
-    dot(sub(a, b), sub(a, b)).sqrt()
-}
-
-fn to_p3(p: [f32; 3]) -> P3 {
-    [f64::from(p[0]), f64::from(p[1]), f64::from(p[2])]
-}
-
-/// Dihedral angle p0-p1-p2-p3 in degrees (IUPAC sign), `None` if degenerate.
-pub(crate) fn dihedral_deg(p0: P3, p1: P3, p2: P3, p3: P3) -> Option<f64> {
-    let b0 = sub(p1, p0);
-    let b1 = sub(p2, p1);
-    let b2 = sub(p3, p2);
-    let n1 = cross(b0, b1);
-    let n2 = cross(b1, b2);
-    let b1n = dot(b1, b1).sqrt();
-    if b1n == 0.0 {
-        return None;
-    }
-    let m = cross(n1, [b1[0] / b1n, b1[1] / b1n, b1[2] / b1n]);
-    let x = dot(n1, n2);
-    let y = dot(m, n2);
-    if x == 0.0 && y == 0.0 {
-        return None;
-    }
-    Some((-y).atan2(x).to_degrees())
+fn to_vec3(p: [f32; 3]) -> Vec3 {
+    Vec3::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]))
 }
 
 /// Kabsch–Sander electrostatic H-bond energy (kcal/mol) of donor N–H to acceptor C=O.
@@ -97,13 +57,22 @@ pub(crate) fn dihedral_deg(p0: P3, p1: P3, p2: P3, p3: P3) -> Option<f64> {
 /// `E = 0.084 · 332 · (1/r_ON + 1/r_CH − 1/r_OH − 1/r_CN)` with all distances in Å
 /// (Kabsch & Sander 1983, eq. 1). As in `mkdssp`, any distance below 0.5 Å gives the floor
 /// −9.9 kcal/mol, the result is rounded to 3 decimals and floored at −9.9 kcal/mol.
-/// A bond exists when `E < −0.5` kcal/mol.
+/// A bond exists when `E < −0.5` kcal/mol. Atom positions `n`, `h`, `c`, `o` in Å.
+///
+/// ```
+/// use protforge_eval::dssp::hbond_energy;
+/// use protforge_se3::Vec3;
+/// // Collinear N–H···O=C with r_ON = 2.9 Å: a strong bond.
+/// let x = |v: f64| Vec3::new(v, 0.0, 0.0);
+/// let e = hbond_energy(x(0.0), x(1.0), x(4.13), x(2.9));
+/// assert!((e - (-2.904)).abs() < 1e-9);
+/// ```
 #[must_use]
-pub fn hbond_energy(n: [f64; 3], h: [f64; 3], c: [f64; 3], o: [f64; 3]) -> f64 {
-    let r_on = dist(o, n);
-    let r_ch = dist(c, h);
-    let r_oh = dist(o, h);
-    let r_cn = dist(c, n);
+pub fn hbond_energy(n: Vec3, h: Vec3, c: Vec3, o: Vec3) -> f64 {
+    let r_on = (o - n).norm();
+    let r_ch = (c - h).norm();
+    let r_oh = (o - h).norm();
+    let r_cn = (c - n).norm();
     let e =
         if r_on < MIN_DISTANCE || r_ch < MIN_DISTANCE || r_oh < MIN_DISTANCE || r_cn < MIN_DISTANCE
         {
@@ -143,11 +112,11 @@ struct Ladder {
 /// Working state over the complete residues only (indices `0..n` are positions in `res`).
 struct Dssp {
     n: usize,
-    n_at: Vec<P3>,
-    ca: Vec<P3>,
-    c: Vec<P3>,
-    o: Vec<P3>,
-    h: Vec<Option<P3>>,
+    n_at: Vec<Vec3>,
+    ca: Vec<Vec3>,
+    c: Vec<Vec3>,
+    o: Vec<Vec3>,
+    h: Vec<Option<Vec3>>,
     /// Segment id: residues `a <= b` are connected (DSSP `NoChainBreak`) iff same segment.
     seg: Vec<usize>,
     chain: Vec<usize>,
@@ -163,11 +132,11 @@ impl Dssp {
             .filter(|&i| bb.atom_mask.get(i).is_some_and(|m| m.iter().all(|&b| b)))
             .collect();
         let n = keep.len();
-        let get = |k: usize, a: usize| to_p3(bb.coords[keep[k]][a]);
-        let n_at: Vec<P3> = (0..n).map(|k| get(k, atom::N)).collect();
-        let ca: Vec<P3> = (0..n).map(|k| get(k, atom::CA)).collect();
-        let c: Vec<P3> = (0..n).map(|k| get(k, atom::C)).collect();
-        let o: Vec<P3> = (0..n).map(|k| get(k, atom::O)).collect();
+        let get = |k: usize, a: usize| to_vec3(bb.coords[keep[k]][a]);
+        let n_at: Vec<Vec3> = (0..n).map(|k| get(k, atom::N)).collect();
+        let ca: Vec<Vec3> = (0..n).map(|k| get(k, atom::CA)).collect();
+        let c: Vec<Vec3> = (0..n).map(|k| get(k, atom::C)).collect();
+        let o: Vec<Vec3> = (0..n).map(|k| get(k, atom::O)).collect();
 
         // Chain ordinals in order of first appearance (like mmCIF label_asym_id).
         let mut chain_ord: HashMap<&str, usize> = HashMap::new();
@@ -183,27 +152,20 @@ impl Dssp {
         let mut seg = vec![0usize; n];
         for k in 1..n {
             // `!(d <= max)` also breaks on NaN distances.
-            let bonded = chain[k] == chain[k - 1] && dist(c[k - 1], n_at[k]) <= MAX_PEPTIDE_BOND;
+            let bonded =
+                chain[k] == chain[k - 1] && (c[k - 1] - n_at[k]).norm() <= MAX_PEPTIDE_BOND;
             seg[k] = if bonded { seg[k - 1] } else { seg[k - 1] + 1 };
         }
 
-        let h: Vec<Option<P3>> = (0..n)
+        let h: Vec<Option<Vec3>> = (0..n)
             .map(|k| {
                 let is_pro = bb.aatype.get(keep[k]).copied() == Some(PRO);
                 if k == 0 || is_pro || seg[k] != seg[k - 1] {
                     return None;
                 }
-                let co = sub(c[k - 1], o[k - 1]);
-                let len = dot(co, co).sqrt();
-                if len.is_finite() && len > 0.0 {
-                    Some([
-                        n_at[k][0] + co[0] / len,
-                        n_at[k][1] + co[1] / len,
-                        n_at[k][2] + co[2] / len,
-                    ])
-                } else {
-                    None
-                }
+                let co = c[k - 1] - o[k - 1];
+                let len = co.norm();
+                (len.is_finite() && len > 0.0).then(|| n_at[k] + co / len)
             })
             .collect();
 
@@ -232,53 +194,6 @@ impl Dssp {
         self.seg[a] == self.seg[b]
     }
 
-    /// Neighbour lists: for each `i`, the sorted `j > i` with |CA_i − CA_j| < 9 Å.
-    fn near_pairs(&self) -> Vec<Vec<usize>> {
-        let cell = MAX_CA_DISTANCE;
-        let key = |p: P3| -> (i64, i64, i64) {
-            // `as` saturates and maps NaN to 0, so odd input cannot panic here.
-            (
-                (p[0] / cell).floor() as i64,
-                (p[1] / cell).floor() as i64,
-                (p[2] / cell).floor() as i64,
-            )
-        };
-        let mut grid: HashMap<(i64, i64, i64), Vec<usize>> = HashMap::new();
-        for (i, &p) in self.ca.iter().enumerate() {
-            grid.entry(key(p)).or_default().push(i);
-        }
-        let cut2 = MAX_CA_DISTANCE * MAX_CA_DISTANCE;
-        (0..self.n)
-            .map(|i| {
-                let (x, y, z) = key(self.ca[i]);
-                let mut out = Vec::new();
-                for dx in -1..=1i64 {
-                    for dy in -1..=1i64 {
-                        for dz in -1..=1i64 {
-                            let k = (
-                                x.saturating_add(dx),
-                                y.saturating_add(dy),
-                                z.saturating_add(dz),
-                            );
-                            if let Some(list) = grid.get(&k) {
-                                for &j in list {
-                                    if j > i {
-                                        let d = sub(self.ca[i], self.ca[j]);
-                                        if dot(d, d) < cut2 {
-                                            out.push(j);
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                out.sort_unstable();
-                out
-            })
-            .collect()
-    }
-
     fn energy(&self, donor: usize, acceptor: usize) -> f64 {
         match self.h[donor] {
             Some(h) => hbond_energy(self.n_at[donor], h, self.c[acceptor], self.o[acceptor]),
@@ -298,15 +213,14 @@ impl Dssp {
     }
 
     fn compute_hbonds(&mut self) {
-        let near = self.near_pairs();
+        // Candidate pairs: CA atoms closer than 9 Å.
+        let near = CellList::new(&self.ca, MAX_CA_DISTANCE).pairs();
         // Same visiting order as mkdssp: i ascending, j ascending; (i→j) then (j→i), and the
         // N-H(i+1)···O(i) pair of a peptide neighbour is not considered.
-        for (i, list) in near.iter().enumerate() {
-            for &j in list {
-                self.record(i, j);
-                if j != i + 1 {
-                    self.record(j, i);
-                }
+        for (i, j) in near {
+            self.record(i, j);
+            if j != i + 1 {
+                self.record(j, i);
             }
         }
     }
@@ -541,30 +455,28 @@ impl Dssp {
                 if i < 2 || i + 2 >= self.n || !self.connected(i - 2, i + 2) {
                     return false;
                 }
-                let u = sub(self.ca[i], self.ca[i - 2]);
-                let v = sub(self.ca[i + 2], self.ca[i]);
-                let denom = (dot(u, u) * dot(v, v)).sqrt();
-                denom > 0.0 && (dot(u, v) / denom).clamp(-1.0, 1.0).acos().to_degrees() > 70.0
+                let u = self.ca[i] - self.ca[i - 2];
+                let v = self.ca[i + 2] - self.ca[i];
+                // `angle` is 0 for a zero-length vector, so coincident atoms never bend.
+                u.angle(&v).to_degrees() > 70.0
             })
             .collect()
     }
 
     /// Polyproline (κ) helix: three consecutive residues with φ in −75±29° and ψ in 145±29°.
+    /// Degenerate torsions are 0° (see [`dihedral`]) and so never in range.
     fn polyproline(&mut self) {
         let n = self.n;
-        let mut phi = vec![0.0f64; n];
-        let mut psi = vec![0.0f64; n];
+        let mut phi = vec![360.0f64; n];
+        let mut psi = vec![360.0f64; n];
         for i in 1..n.saturating_sub(1) {
-            phi[i] = if self.connected(i - 1, i) {
-                dihedral_deg(self.c[i - 1], self.n_at[i], self.ca[i], self.c[i]).unwrap_or(360.0)
-            } else {
-                360.0
-            };
-            psi[i] = if self.connected(i, i + 1) {
-                dihedral_deg(self.n_at[i], self.ca[i], self.c[i], self.n_at[i + 1]).unwrap_or(360.0)
-            } else {
-                360.0
-            };
+            if self.connected(i - 1, i) {
+                phi[i] = dihedral(self.c[i - 1], self.n_at[i], self.ca[i], self.c[i]).to_degrees();
+            }
+            if self.connected(i, i + 1) {
+                psi[i] =
+                    dihedral(self.n_at[i], self.ca[i], self.c[i], self.n_at[i + 1]).to_degrees();
+            }
         }
         let eps = 29.0;
         let ok = |k: usize| {

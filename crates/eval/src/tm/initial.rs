@@ -24,23 +24,20 @@ pub(crate) fn ca_secondary_structure(x: &[Vec3]) -> Vec<u8> {
             }
             let (d13, d14, d15) = (dist(i - 2, i), dist(i - 2, i + 1), dist(i - 2, i + 2));
             let (d24, d25, d35) = (dist(i - 1, i + 1), dist(i - 1, i + 2), dist(i, i + 2));
-            let near = |v: f64, ideal: f64, tol: f64| (v - ideal).abs() < tol;
-            let helix = near(d15, 6.37, 2.1)
-                && near(d14, 5.18, 2.1)
-                && near(d25, 5.18, 2.1)
-                && near(d13, 5.45, 2.1)
-                && near(d24, 5.45, 2.1)
-                && near(d35, 5.45, 2.1);
-            if helix {
+            // All six distances within `tol` of the ideal (i→i+2, i→i+3, i→i+4) values.
+            let fits = |[i2, i3, i4]: [f64; 3], tol: f64| {
+                let near = |v: f64, ideal: f64| (v - ideal).abs() < tol;
+                near(d15, i4)
+                    && near(d14, i3)
+                    && near(d25, i3)
+                    && near(d13, i2)
+                    && near(d24, i2)
+                    && near(d35, i2)
+            };
+            if fits([5.45, 5.18, 6.37], 2.1) {
                 return b'H';
             }
-            let strand = near(d15, 13.0, 1.42)
-                && near(d14, 10.4, 1.42)
-                && near(d25, 10.4, 1.42)
-                && near(d13, 6.1, 1.42)
-                && near(d24, 6.1, 1.42)
-                && near(d35, 6.1, 1.42);
-            if strand {
+            if fits([6.1, 10.4, 13.0], 1.42) {
                 b'E'
             } else if d15 < 8.0 {
                 b'T'
@@ -241,49 +238,53 @@ fn trim_if_whole(frag: &mut Vec<usize>, l0: usize) {
     }
 }
 
-/// Gapless threading of a fragment of `x` (indices `frag`) along all of `y`; updates `best`.
-fn thread_x_fragment(
-    x: &[Vec3],
-    y: &[Vec3],
-    frag: &[usize],
-    p: &SearchParams,
-    fast: &mut FastBufs,
-    best: &mut (f64, Vec<Option<usize>>),
-) {
-    let (l1, ly) = (frag.len() as i64, y.len() as i64);
-    let min_ali = ((l1.min(ly) as f64 / 2.5) as i64).max(3);
-    let mut y2x = vec![None; y.len()];
-    for k in (min_ali - ly)..=(l1 - min_ali) {
-        for (j, slot) in y2x.iter_mut().enumerate() {
-            let i = j as i64 + k;
-            *slot = (0..l1).contains(&i).then(|| frag[i as usize]);
-        }
-        let s = score_fast(x, y, &y2x, p.d0, p.d0_search, fast);
-        if s >= best.0 {
-            best.0 = s;
-            best.1.clone_from(&y2x);
-        }
-    }
+/// The chain a threaded fragment is cut from.
+#[derive(Clone, Copy)]
+enum FragmentOf {
+    X,
+    Y,
 }
 
-/// Gapless threading of a fragment of `y` (indices `frag`) along all of `x`; updates `best`.
-fn thread_y_fragment(
+/// Gapless threading of a fragment (residue indices `frag` of chain `of`) along all of the
+/// other chain, at every offset `k` that overlaps at least `max(min(L_frag, L_other)/2.5, 3)`
+/// residues; updates `best` (the last of equal scores wins).
+fn thread_fragment(
     x: &[Vec3],
     y: &[Vec3],
     frag: &[usize],
+    of: FragmentOf,
     p: &SearchParams,
     fast: &mut FastBufs,
     best: &mut (f64, Vec<Option<usize>>),
 ) {
-    let (l2, lx) = (frag.len() as i64, x.len() as i64);
-    let min_ali = ((lx.min(l2) as f64 / 2.5) as i64).max(3);
+    let l_frag = frag.len() as i64;
+    let l_other = match of {
+        FragmentOf::X => y.len(),
+        FragmentOf::Y => x.len(),
+    } as i64;
+    let min_ali = ((l_frag.min(l_other) as f64 / 2.5) as i64).max(3);
+    // Offsets k pair position j of the y side with position j + k of the x side.
+    let offsets = match of {
+        FragmentOf::X => (min_ali - l_other)..=(l_frag - min_ali),
+        FragmentOf::Y => (min_ali - l_frag)..=(l_other - min_ali),
+    };
     let mut y2x = vec![None; y.len()];
-    for k in (min_ali - l2)..=(lx - min_ali) {
-        y2x.iter_mut().for_each(|s| *s = None);
-        for (j, &fj) in frag.iter().enumerate() {
-            let i = j as i64 + k;
-            if (0..lx).contains(&i) {
-                y2x[fj] = Some(i as usize);
+    for k in offsets {
+        match of {
+            FragmentOf::X => {
+                for (j, slot) in y2x.iter_mut().enumerate() {
+                    let i = j as i64 + k;
+                    *slot = (0..l_frag).contains(&i).then(|| frag[i as usize]);
+                }
+            }
+            FragmentOf::Y => {
+                y2x.fill(None);
+                for (j, &fj) in frag.iter().enumerate() {
+                    let i = j as i64 + k;
+                    if (0..l_other).contains(&i) {
+                        y2x[fj] = Some(i as usize);
+                    }
+                }
             }
         }
         let s = score_fast(x, y, &y2x, p.d0, p.d0_search, fast);
@@ -308,20 +309,20 @@ pub(crate) fn fragment_threading(x: &[Vec3], y: &[Vec3], p: &SearchParams, fast:
         // Symmetric case: thread both fragments, keep the better.
         let mut frag: Vec<usize> = (xs..xs + l_fr).collect();
         trim_if_whole(&mut frag, lx);
-        thread_x_fragment(x, y, &frag, p, fast, &mut best);
+        thread_fragment(x, y, &frag, FragmentOf::X, p, fast, &mut best);
         let mut frag: Vec<usize> = (ys..ys + fy).collect();
         trim_if_whole(&mut frag, lx);
-        thread_y_fragment(x, y, &frag, p, fast, &mut best);
+        thread_fragment(x, y, &frag, FragmentOf::Y, p, fast, &mut best);
         return best.1;
     }
-    let use_x = fx < fy || (fx == fy && lx < ly);
-    let mut frag: Vec<usize> = if use_x { (xs..xs + l_fr).collect() } else { (ys..ys + l_fr).collect() };
+    let of = if fx < fy || (fx == fy && lx < ly) { FragmentOf::X } else { FragmentOf::Y };
+    let start = match of {
+        FragmentOf::X => xs,
+        FragmentOf::Y => ys,
+    };
+    let mut frag: Vec<usize> = (start..start + l_fr).collect();
     trim_if_whole(&mut frag, lx.min(ly));
-    if use_x {
-        thread_x_fragment(x, y, &frag, p, fast, &mut best);
-    } else {
-        thread_y_fragment(x, y, &frag, p, fast, &mut best);
-    }
+    thread_fragment(x, y, &frag, of, p, fast, &mut best);
     best.1
 }
 

@@ -2,6 +2,9 @@
 //! TM-score sums and the fragment-based superposition search ("TMscore8_search" of the
 //! TMalign program; Zhang & Skolnick 2004, Proteins 57:702, section "TM-score search").
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use nalgebra::Matrix3;
 use protforge_se3::{Rigid, Rotation, Vec3, kabsch};
 
@@ -69,12 +72,51 @@ pub(crate) struct ScoreSpec {
     pub(crate) lnorm: f64,
 }
 
+/// Multiply–rotate hash (the "Fx" scheme of rustc) for the pair selections of [`tm_search`]:
+/// far cheaper than the default SipHash, and these keys are not adversarial.
+#[derive(Debug, Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
+        }
+        for &b in words.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Reusable buffers of [`tm_search`].
 #[derive(Debug, Default)]
 pub(crate) struct SearchBufs {
     d2: Vec<f64>,
     close: Vec<usize>,
     prev: Vec<usize>,
+    /// Pair selections iterated from in the current search, with the number of iteration
+    /// steps that were still allowed from them (`usize::MAX` for a fixed point).
+    explored: HashMap<Vec<usize>, usize, BuildHasherDefault<FxHasher>>,
 }
 
 /// TM-score of the pairs `(xs[k], ys[k])` under `xf`, and the pairs closer than `d` Å.
@@ -143,6 +185,12 @@ fn seed_lengths(n: usize) -> Vec<usize> {
 /// and then up to 20 times: superpose those pairs, re-select the pairs closer than
 /// `d0_search + 1` Å, until the selection no longer changes. The transform with the highest
 /// score seen is returned with that score (`-1` … never, unless `xs` is empty: then 0).
+///
+/// Each iteration step is a deterministic function of the selection it starts from, and
+/// replaying steps cannot raise the best score (only a strictly higher score replaces it). So
+/// an iteration stops early when its selection was already iterated from with at least as many
+/// steps left, or is a fixed point: the result is the same as without the shortcut, with less
+/// work (seeds in one region tend to select the same pairs).
 pub(crate) fn tm_search(
     xs: &[Vec3],
     ys: &[Vec3],
@@ -161,6 +209,7 @@ pub(crate) fn tm_search(
     let step = step.max(1);
     let mut best = -1.0;
     let mut best_xf = Xform::identity();
+    bufs.explored.clear();
     for frag in seed_lengths(n) {
         let last_start = n - frag;
         let mut start = 0;
@@ -172,7 +221,15 @@ pub(crate) fn tm_search(
                 best_xf = xf;
             }
             let d = d0_search + 1.0;
-            for _ in 0..MAX_ITER {
+            for it in 0..MAX_ITER {
+                let steps_left = MAX_ITER - it;
+                match bufs.explored.get_mut(&bufs.close) {
+                    Some(seen) if *seen >= steps_left => break,
+                    Some(seen) => *seen = steps_left,
+                    None => {
+                        bufs.explored.insert(bufs.close.clone(), steps_left);
+                    }
+                }
                 std::mem::swap(&mut bufs.prev, &mut bufs.close);
                 let xf = superpose(bufs.prev.iter().map(|&k| (xs[k], ys[k])));
                 let score = score_and_select(xs, ys, &xf, d, spec, &mut bufs.d2, &mut bufs.close);
@@ -181,6 +238,9 @@ pub(crate) fn tm_search(
                     best_xf = xf;
                 }
                 if bufs.close == bufs.prev {
+                    if let Some(seen) = bufs.explored.get_mut(&bufs.prev) {
+                        *seen = usize::MAX;
+                    }
                     break;
                 }
             }
@@ -282,6 +342,81 @@ mod tests {
         assert_eq!(seed_lengths(40), vec![40, 20, 10, 5, 4]);
         assert_eq!(seed_lengths(8), vec![8, 4]);
         assert_eq!(seed_lengths(3), vec![3]);
+    }
+
+    /// [`tm_search`] without the explored-selection shortcut; also returns the number of
+    /// iteration steps taken.
+    fn tm_search_plain(xs: &[Vec3], ys: &[Vec3], step: usize, d0_search: f64, spec: &ScoreSpec) -> (f64, Xform, usize) {
+        let n = xs.len();
+        let (mut d2, mut close, mut prev) = (vec![0.0; n], Vec::new(), Vec::new());
+        let (mut best, mut best_xf, mut steps) = (-1.0, Xform::identity(), 0);
+        for frag in seed_lengths(n) {
+            let starts: Vec<usize> = (0..=n - frag).step_by(step).chain([n - frag]).collect();
+            let mut last = None;
+            for start in starts {
+                if last == Some(start) {
+                    continue;
+                }
+                last = Some(start);
+                let xf = superpose((start..start + frag).map(|k| (xs[k], ys[k])));
+                let score = score_and_select(xs, ys, &xf, d0_search - 1.0, spec, &mut d2, &mut close);
+                if score > best {
+                    (best, best_xf) = (score, xf);
+                }
+                for _ in 0..20 {
+                    steps += 1;
+                    std::mem::swap(&mut prev, &mut close);
+                    let xf = superpose(prev.iter().map(|&k| (xs[k], ys[k])));
+                    let score = score_and_select(xs, ys, &xf, d0_search + 1.0, spec, &mut d2, &mut close);
+                    if score > best {
+                        (best, best_xf) = (score, xf);
+                    }
+                    if close == prev {
+                        break;
+                    }
+                }
+            }
+        }
+        (best, best_xf, steps)
+    }
+
+    #[test]
+    fn explored_shortcut_changes_nothing() {
+        // Two 120-point chains: the first half of ys is a noisy rigid copy of xs, the second
+        // half a differently moved, noisier copy, so seeds lead to several distinct selections.
+        let mut s = 7u64;
+        let mut noise = |amp: f64| {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * amp
+        };
+        let xs: Vec<Vec3> = (0..120)
+            .map(|i| {
+                let t = f64::from(i) * 0.45;
+                Vec3::new(6.0 * t.cos(), 6.0 * t.sin(), 1.2 * f64::from(i))
+            })
+            .collect();
+        let g1 = Rigid::new(Rotation::from_axis_angle(&Vec3::new(1.0, 0.2, 0.0), 0.7).unwrap(), Vec3::new(2.0, 0.0, 1.0));
+        let g2 = Rigid::new(Rotation::from_axis_angle(&Vec3::new(0.0, 1.0, 0.3), 1.9).unwrap(), Vec3::new(-5.0, 4.0, 0.0));
+        let ys: Vec<Vec3> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let (g, amp) = if i < 60 { (&g1, 2.0) } else { (&g2, 4.0) };
+                g.apply(p) + Vec3::new(noise(amp), noise(amp), noise(amp))
+            })
+            .collect();
+        let mut bufs = SearchBufs::default();
+        let mut skipped_any = false;
+        for (step, cutoff) in [(1, None), (5, Some(8.0)), (40, None)] {
+            let spec = ScoreSpec { d0: 4.0, cutoff, lnorm: 120.0 };
+            let (score, xf) = tm_search(&xs, &ys, step, 4.5, &spec, &mut bufs);
+            let (score_ref, xf_ref, steps_ref) = tm_search_plain(&xs, &ys, step, 4.5, &spec);
+            assert_eq!(score.to_bits(), score_ref.to_bits(), "step {step}");
+            assert_eq!(xf.rot, xf_ref.rot, "step {step}");
+            assert_eq!(xf.trans, xf_ref.trans, "step {step}");
+            skipped_any |= bufs.explored.len() < steps_ref;
+        }
+        assert!(skipped_any, "the shortcut never triggered: the test inputs are too easy");
     }
 
     #[test]

@@ -155,6 +155,9 @@ pub(crate) struct EvalTmArgs {
 pub(crate) struct EvalSsArgs {
     /// Structure file.
     pub(crate) file: PathBuf,
+    /// Also give DSSP's 8-state string (H G I E B T S P and '-'; full backbones only), as `ss8` in JSON.
+    #[arg(long)]
+    pub(crate) ss8: bool,
     /// Only this chain.
     #[arg(long, value_name = "ID")]
     pub(crate) chain: Option<String>,

@@ -91,6 +91,10 @@ fn eval_ss_json() {
     assert_eq!(ss.len(), 43);
     assert!(ss.chars().all(|c| matches!(c, 'H' | 'E' | 'C')));
     assert!(ss.contains("HHHHHHHHHH"), "{ss}");
+    let v = json_of(protforge().args(["eval", "ss", "--ss8"]).arg(&f).arg("--json"));
+    let ss8 = v["ss8"].as_str().unwrap();
+    assert_eq!(ss8.len(), 43);
+    assert!(ss8.chars().all(|c| "HGIEBTSP-".contains(c)), "{ss8}");
 }
 
 #[test]

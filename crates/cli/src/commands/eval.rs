@@ -49,19 +49,32 @@ pub(crate) fn ss_cmd(args: &EvalSsArgs, json: bool) -> anyhow::Result<()> {
     let bb = read_structure(&args.file, args.chain.as_deref())?;
     let (ss, method) = dssp::dssp_with_method(&bb);
     let ss = dssp::ss_string(&ss);
+    let ss8 = if args.ss8 {
+        if method != dssp::SsMethod::Dssp {
+            bail!("{}: --ss8 needs a full N/CA/C/O backbone (this file is CA-only)", args.file.display());
+        }
+        Some(dssp::ss8_string(&dssp::dssp8(&bb)))
+    } else {
+        None
+    };
     if json {
         #[derive(Serialize)]
         struct Out<'a> {
             file: &'a Path,
             ss: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ss8: Option<&'a str>,
             method: dssp::SsMethod,
             helix_frac: f64,
             strand_frac: f64,
         }
         let f = |c: char| ss.chars().filter(|&x| x == c).count() as f64 / ss.len().max(1) as f64;
-        out(serde_json::to_string(&Out { file: &args.file, ss: &ss, method, helix_frac: f('H'), strand_frac: f('E') })?);
+        out(serde_json::to_string(&Out { file: &args.file, ss: &ss, ss8: ss8.as_deref(), method, helix_frac: f('H'), strand_frac: f('E') })?);
     } else {
         out(ss);
+        if let Some(s8) = ss8 {
+            out(s8);
+        }
     }
     Ok(())
 }

@@ -27,8 +27,7 @@ use protforge_structure::Backbone;
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Schema version written to and required in the `protforge_dataset` metadata key.
 pub const SCHEMA_VERSION: &str = "1";
@@ -257,26 +256,12 @@ fn serialize_sorted(tensors: &[RawTensor<'_>], metadata: &BTreeMap<String, Strin
     out
 }
 
-/// Write `bytes` to `path` through a temporary sibling file and a rename, so readers never
-/// see a partial file and an existing file (possibly memory-mapped) is replaced, not truncated.
+/// Write `bytes` to `path` atomically ([`protforge_structure::io::write_file_atomic`]), creating
+/// the parent directory: readers never see a partial file and an existing (possibly
+/// memory-mapped) file is replaced, not truncated.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(|e| DataError::io(&parent, "cannot create directory", e))?;
-    let name = path.file_name().map_or_else(|| "dataset".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        // Best effort: the temporary file may not exist if creation failed.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(path, "cannot write", e));
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, "cannot create directory", e))?;
     }
-    Ok(())
+    protforge_structure::io::write_file_atomic(path, bytes).map_err(|e| DataError::io(path, "cannot write", e))
 }

@@ -8,7 +8,6 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// File name of the architecture/training config inside a checkpoint directory.
@@ -140,24 +139,12 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Write bytes to `path` through a temporary file in the same directory and a rename,
-/// so a crash or a full disk never leaves a truncated file under the final name.
+/// Write bytes to `path` atomically ([`protforge_structure::io::write_file_atomic`]).
 ///
 /// # Errors
 /// [`NnError::Io`] naming `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
-    let tmp = tmp_path(path);
-    let io = |source| NnError::Io { path: path.to_path_buf(), source };
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    protforge_structure::io::write_file_atomic(path, bytes).map_err(|source| NnError::Io { path: path.to_path_buf(), source })
 }
 
 /// Cast a tensor map to f32 (weights are always stored and used as f32 on CPU).

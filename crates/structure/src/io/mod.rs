@@ -38,7 +38,7 @@ use crate::error::StructureError;
 pub(crate) use guard::catch as catch_panic;
 pub(crate) use read::{extract_model, parse_bytes};
 pub(crate) use write::{PDB_COORD_MAX, PDB_COORD_MIN, check_coords, check_lengths, check_pdb_ids, pdb_models_string};
-pub use write::{check_pdb_writable, mmcif_string, pdb_string, write_atomic};
+pub use write::{check_pdb_writable, mmcif_string, pdb_string, write_atomic, write_file_atomic};
 
 /// Structure file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

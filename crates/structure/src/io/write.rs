@@ -343,22 +343,30 @@ static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// [`StructureError::Io`] naming `path` (missing directory, permissions, disk full...).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StructureError> {
     let err = |e| StructureError::io(path, e);
-    let compressed;
-    let bytes = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz")) {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz")) {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(bytes).map_err(err)?;
-        compressed = enc.finish().map_err(err)?;
-        &compressed[..]
-    } else {
-        bytes
-    };
+        return write_file_atomic(path, &enc.finish().map_err(err)?).map_err(err);
+    }
+    write_file_atomic(path, bytes).map_err(err)
+}
+
+/// Write `bytes` to `path` exactly (no compression) through a new temporary file in the same
+/// directory, `fsync` and a rename: readers never see a partial file, a full disk never
+/// truncates an existing one, and a file another process has memory-mapped is replaced, not
+/// overwritten. The temporary file is removed on failure. This is the one atomic writer of the
+/// workspace; other crates map its `io::Error` into their own error types.
+///
+/// # Errors
+/// The underlying I/O error (the caller names the path).
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| {
-        StructureError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))
-    })?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))?;
     let tmp = dir.join(format!(
         ".{}.{}.{}.tmp",
         name.to_string_lossy(),
@@ -372,11 +380,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StructureError> {
         drop(f);
         std::fs::rename(&tmp, path)
     })();
-    if let Err(e) = result {
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
     }
-    Ok(())
+    result
 }
 
 #[cfg(test)]

@@ -250,17 +250,7 @@ pub fn mmcif_string(bb: &Backbone) -> String {
         let _ = writeln!(out, "_atom_site.{col}");
     }
     let mut serial = 0usize;
-    let mut entity = 0usize;
-    let mut seq = 0usize;
-    for i in 0..bb.len() {
-        if i == 0 || bb.chain_ids[i] != bb.chain_ids[i - 1] {
-            entity += 1;
-            seq = 0;
-        }
-        seq += 1;
-        let resname = residue::three_from_aatype(bb.aatype[i]);
-        let chain = if bb.chain_ids[i].is_empty() { label_asym(entity) } else { cif_value(&bb.chain_ids[i]) };
-        let label = label_asym(entity);
+    for CifResidue { i, entity, seq, label, chain, resname } in cif_residues(bb) {
         let id = bb.residue_ids[i];
         let icode = id.insertion.map_or_else(|| "?".to_string(), |c| cif_value(&c.to_string()));
         for (k, (name, element)) in residue::BACKBONE_ATOMS.iter().zip(ELEMENTS).enumerate() {
@@ -301,23 +291,41 @@ fn push_poly_seq_scheme(out: &mut String, bb: &Backbone) {
     ] {
         let _ = writeln!(out, "_pdbx_poly_seq_scheme.{col}");
     }
-    let mut entity = 0usize;
-    let mut seq = 0usize;
-    for i in 0..bb.len() {
-        if i == 0 || bb.chain_ids[i] != bb.chain_ids[i - 1] {
-            entity += 1;
-            seq = 0;
-        }
-        seq += 1;
-        let resname = residue::three_from_aatype(bb.aatype[i]);
-        let label = label_asym(entity);
-        let chain = if bb.chain_ids[i].is_empty() { label.clone() } else { cif_value(&bb.chain_ids[i]) };
+    for CifResidue { i, entity, seq, label, chain, resname } in cif_residues(bb) {
         let id = bb.residue_ids[i];
         let icode = id.insertion.map_or_else(|| ".".to_string(), |c| cif_value(&c.to_string()));
         let n = id.number;
         let _ = writeln!(out, "{label} {entity} {seq} {resname} {seq} {n} {n} {resname} {resname} {chain} {icode} n");
     }
     out.push_str("#\n");
+}
+
+/// mmCIF labels of one residue: entity and `label_seq_id` restart at every chain change.
+struct CifResidue {
+    i: usize,
+    entity: usize,
+    seq: usize,
+    label: String,
+    chain: String,
+    resname: &'static str,
+}
+
+/// The mmCIF labels of every residue of `bb`, in order (shared by `_atom_site` and
+/// `_pdbx_poly_seq_scheme`, which must agree).
+fn cif_residues(bb: &Backbone) -> Vec<CifResidue> {
+    let (mut entity, mut seq) = (0usize, 0usize);
+    (0..bb.len())
+        .map(|i| {
+            if i == 0 || bb.chain_ids[i] != bb.chain_ids[i - 1] {
+                entity += 1;
+                seq = 0;
+            }
+            seq += 1;
+            let label = label_asym(entity);
+            let chain = if bb.chain_ids[i].is_empty() { label.clone() } else { cif_value(&bb.chain_ids[i]) };
+            CifResidue { i, entity, seq, label, chain, resname: residue::three_from_aatype(bb.aatype[i]) }
+        })
+        .collect()
 }
 
 /// mmCIF `label_asym_id` for the n-th chain (1-based): A..Z, AA..ZZ, ...

@@ -31,6 +31,17 @@ impl Printer {
         bar
     }
 
+    /// A spinner for work of unknown length (e.g. all-vs-all TM-align); hidden when progress is off.
+    pub(crate) fn spinner(&self, message: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    }
+
     /// A status line for the user (stderr), hidden with `-q`.
     #[allow(clippy::print_stderr)]
     pub(crate) fn note(&self, msg: impl std::fmt::Display) {

@@ -130,15 +130,18 @@ pub(crate) fn backbones_cmd(args: &EvalBackbonesArgs, json: bool, printer: &Prin
     let (mean_tm, clusters) = if args.no_diversity || traces.len() < 2 {
         (f64::NAN, traces.len())
     } else {
-        printer.note(format!("all-vs-all TM-align over {} structures", traces.len()));
+        let spin = printer.spinner(&format!("all-vs-all TM-align over {} structures", traces.len()));
         let div = diversity::diversity(&traces, diversity::SAME_FOLD_TM).context("diversity")?;
+        spin.finish_and_clear();
         (div.mean_pairwise_tm.unwrap_or(f64::NAN), div.clusters)
     };
     let novelty = match &args.reference {
         Some(reference) => {
             let refs = reference_traces(reference, printer)?;
-            printer.note(format!("novelty: {} structures against {} references", traces.len(), refs.len()));
-            Some(diversity::novelty(&traces, &refs).context("novelty")?)
+            let spin = printer.spinner(&format!("novelty: {} structures against {} references", traces.len(), refs.len()));
+            let novelty = diversity::novelty(&traces, &refs).context("novelty")?;
+            spin.finish_and_clear();
+            Some(novelty)
         }
         None => None,
     };

@@ -172,6 +172,8 @@ pub struct FlowDecoder {
     sep_edges: Vec<f32>,
     fourier_dim: usize,
     self_condition: bool,
+    /// Separation features per `(len, size)`: constant, but needed at every sampling step.
+    sep_cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(usize, usize), Tensor>>>,
 }
 
 impl FlowDecoder {
@@ -217,6 +219,7 @@ impl FlowDecoder {
             sep_edges,
             fourier_dim: cfg.fourier_dim,
             self_condition: dc.self_condition,
+            sep_cache: std::sync::Arc::default(),
         })
     }
 
@@ -238,6 +241,17 @@ impl FlowDecoder {
     /// Thermometer encoding of the signed log sequence separation of this scale's positions:
     /// `[1, s, s, seq_sep_bins]`.
     fn separation_features(&self, len: usize, size: usize, device: &Device) -> Result<Tensor> {
+        if let Some(t) = self.sep_cache.lock().ok().and_then(|c| c.get(&(len, size)).cloned()) {
+            return Ok(t);
+        }
+        let t = self.compute_separation_features(len, size, device)?;
+        if let Ok(mut c) = self.sep_cache.lock() {
+            c.insert((len, size), t.clone());
+        }
+        Ok(t)
+    }
+
+    fn compute_separation_features(&self, len: usize, size: usize, device: &Device) -> Result<Tensor> {
         let p = positions(len, size);
         let k = self.sep_edges.len();
         let mut v = Vec::with_capacity(size * size * k);

@@ -69,9 +69,19 @@ pub(crate) enum Command {
     ///   protforge generate --lengths 60:200:20 --num-samples 4 --out designs/
     ///   protforge generate --length 150 --schedule sde:400,ode:2,ode:2 --out fast/
     Generate(GenerateArgs),
-    /// Scaffold a motif with PAR (not yet available).
-    #[command(disable_help_flag = true)]
-    Scaffold(Reserved),
+    /// Build new backbones around a fixed motif with PAR (zero-shot motif scaffolding).
+    ///
+    /// The contig places motif segments between scaffold segments of sampled lengths; at
+    /// every scale the downsampled motif is superimposed onto the generated motif points and
+    /// written over them. Writes OUT/<prefix>_<i>.pdb (scaffold residues GLY, motif residues
+    /// keep their names) and OUT/manifest.json with, per sample, where each motif segment
+    /// landed and its motif CA-RMSD.
+    ///
+    /// Examples:
+    ///   protforge scaffold --motif 5tpn.pdb --contig "10-40,A163-181,10-40" --length 50-75 --num-samples 8 --out out/
+    ///   protforge scaffold --motif genie2/design25/5tpn.pdb --num-samples 8 --out out/   (REMARK 999 spec)
+    ///   protforge scaffold --motif 5TPN.pdb --benchmark frameflow_benchmark.csv --problem 5TPN --out out/
+    Scaffold(ScaffoldArgs),
     /// Roll out an MD-like trajectory with STAR-MD (not yet available).
     #[command(disable_help_flag = true)]
     Rollout(Reserved),
@@ -269,6 +279,25 @@ pub(crate) struct GenerateArgs {
     /// File name prefix.
     #[arg(long, default_value = "sample")]
     pub(crate) prefix: String,
+    /// Sampler settings.
+    #[command(flatten)]
+    pub(crate) sampling: SamplingArgs,
+    /// Point prompt: a PDB/mmCIF file whose CA atoms (in file order) are the first-scale
+    /// points, e.g. 16 points for the 5-scale model (see `protforge inspect --weights`);
+    /// the rest of the chain is generated around them.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) prompt: Option<PathBuf>,
+    /// Run only shard K of N (0-based), e.g. 0/4, for Slurm arrays.
+    #[arg(long, value_name = "K/N")]
+    pub(crate) shard: Option<String>,
+    /// Overwrite existing files in OUT.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+/// Sampler settings shared by `generate` and `scaffold`.
+#[derive(Debug, Args)]
+pub(crate) struct SamplingArgs {
     /// Per-scale integrators and steps, e.g. sde:400,ode:2,ode:2 (scales beyond the list reuse its last entry).
     #[arg(long, value_name = "PLAN")]
     pub(crate) schedule: Option<String>,
@@ -284,6 +313,47 @@ pub(crate) struct GenerateArgs {
     /// Samples of one length run through the network together in groups of this size.
     #[arg(long, default_value_t = 4)]
     pub(crate) batch_size: usize,
+}
+
+/// `protforge scaffold` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ScaffoldArgs {
+    /// Motif structure (PDB/mmCIF). A Genie2 problem file (REMARK 999 lines) also gives the
+    /// contig and length range, so --contig can be left out.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) motif: PathBuf,
+    /// RFdiffusion contig: `a-b` scaffold lengths, `Xs-e` motif residues s..e of chain X,
+    /// e.g. "10-40,A163-181,10-40"; a single residue is A100-100.
+    #[arg(long)]
+    pub(crate) contig: Option<String>,
+    /// Total length range, e.g. 50-75 (default: whatever the contig allows).
+    #[arg(long, value_name = "MIN-MAX")]
+    pub(crate) length: Option<String>,
+    /// Take the contig and length of --problem from a FrameFlow benchmark CSV.
+    #[arg(long, value_name = "CSV", requires = "problem", conflicts_with = "contig")]
+    pub(crate) benchmark: Option<PathBuf>,
+    /// Problem name in --benchmark (its `target` column, e.g. 5TPN).
+    #[arg(long, requires = "benchmark")]
+    pub(crate) problem: Option<String>,
+    /// Scaffolds to generate.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) num_samples: usize,
+    /// Run seed; the same seed gives byte-identical files.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// File name prefix.
+    #[arg(long, default_value = "scaffold")]
+    pub(crate) prefix: String,
+    /// Write the input motif's own backbone atoms, superimposed, over the generated motif
+    /// residues (the generated motif RMSD is still reported in manifest.json).
+    #[arg(long)]
+    pub(crate) fix_motif: bool,
+    /// Sampler settings.
+    #[command(flatten)]
+    pub(crate) sampling: SamplingArgs,
     /// Run only shard K of N (0-based), e.g. 0/4, for Slurm arrays.
     #[arg(long, value_name = "K/N")]
     pub(crate) shard: Option<String>,

@@ -39,7 +39,7 @@ fn run(cli: &Cli, printer: &Printer) -> anyhow::Result<()> {
     }
     match &cli.command {
         Command::Generate(args) => commands::generate::run(args, &cli.global, printer),
-        Command::Scaffold(_) => commands::reserved::run("scaffold", "PAR (issue 3)"),
+        Command::Scaffold(args) => commands::scaffold::run(args, &cli.global, printer),
         Command::Rollout(_) => commands::reserved::run("rollout", "STAR-MD (issue 5)"),
         Command::Tokenize(_) => commands::reserved::run("tokenize", "the DPLM-2 tokenizer (issue 4)"),
         Command::Assemble(_) => commands::reserved::run("assemble", "ProteinWeaver (issue 6)"),

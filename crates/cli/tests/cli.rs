@@ -186,7 +186,7 @@ fn bad_inputs_give_one_line_errors() {
 
 #[test]
 fn reserved_commands_say_not_yet_available() {
-    for cmd in [&["scaffold", "--contig", "10-40,A1-5"][..], &["rollout"], &["tokenize", "encode", "x.pdb"], &["eval", "trajectory", "t.xtc"], &["train", "starmd"]] {
+    for cmd in [&["rollout"][..], &["tokenize", "encode", "x.pdb"], &["eval", "trajectory", "t.xtc"], &["train", "starmd"]] {
         protforge().args(cmd).assert().code(1).stderr(predicate::str::contains("not yet available"));
     }
 }
@@ -283,4 +283,77 @@ fn train_tiny_par_then_generate_reproducibly() {
         "nowhere",
         "model.safetensors",
     );
+
+    // Point prompt: 8 CA points are the first scale of this model at length 20.
+    let prompt: String = (0..8)
+        .map(|i| format!("ATOM  {:>5}  CA  GLY A{:>4}    {:>8.3}{:>8.3}{:>8.3}  1.00  0.00           C\n", i + 1, i + 1, 3.8 * f64::from(i), 0.0, 0.0))
+        .collect();
+    std::fs::write(d.join("prompt.pdb"), prompt).unwrap();
+    let p_out = d.join("p");
+    let o = protforge().args(["-q", "--weights"]).arg(&weights).args(["generate", "--length", "20", "--schedule", "sde:4,ode:2", "--prompt"]).arg(d.join("prompt.pdb")).arg("--out").arg(&p_out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(p_out.join("sample_0.pdb").is_file());
+    assert_one_line_error(
+        protforge().args(["--weights"]).arg(&weights).args(["generate", "--length", "8", "--prompt"]).arg(d.join("prompt.pdb")).arg("--out").arg(d.join("p2")),
+        "prompt.pdb",
+        "first scale",
+    );
+
+    // Motif scaffolding from a contig and from a Genie2 REMARK 999 problem file.
+    let motif = examples().join("barnase_A.pdb");
+    let scaffold = |out: &Path, spec: &[&str], motif: &Path| {
+        protforge()
+            .args(["-q", "--weights"])
+            .arg(&weights)
+            .args(["scaffold", "--num-samples", "3", "--seed", "3", "--batch-size", "2", "--schedule", "sde:4,ode:2", "--motif"])
+            .arg(motif)
+            .args(spec)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let s_out = d.join("s");
+    let o = scaffold(&s_out, &["--contig", "3-6,A10-19,3-6", "--length", "18-22", "--fix-motif"], &motif);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(s_out.join("manifest.json")).unwrap()).unwrap();
+    let samples = m["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 3);
+    for s in samples {
+        let len = s["length"].as_u64().unwrap();
+        assert!((18..=22).contains(&len), "{s}");
+        assert_eq!(s["motif_input_residues"].as_array().unwrap().len(), 10);
+        assert_eq!(s["motif_input_residues"][0], "A10");
+        assert!(s["motif_ca_rmsd"].as_f64().unwrap() >= 0.0);
+        let design = s["motif_design_residues"].as_array().unwrap();
+        let first = design[0].as_u64().unwrap();
+        assert!((4..=7).contains(&first), "{s}");
+        // The motif segment's range in the segment list matches the residue map.
+        assert_eq!(s["segments"][1]["design_range"][0].as_u64().unwrap(), first);
+    }
+    let genie = d.join("problem.pdb");
+    let mut text = String::from("REMARK 999 NAME   TOY\nREMARK 999 INPUT      3   6\nREMARK 999 INPUT  A  10  19\nREMARK 999 INPUT      3   6\n");
+    text.push_str("REMARK 999 MINIMUM TOTAL LENGTH      18\nREMARK 999 MAXIMUM TOTAL LENGTH      20\n");
+    text.push_str(&std::fs::read_to_string(&motif).unwrap());
+    std::fs::write(&genie, text).unwrap();
+    let g_out = d.join("g");
+    let o = scaffold(&g_out, &[], &genie);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(g_out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["problem"], "TOY");
+    assert_eq!(m["contig"], "3-6,A10-19,3-6");
+    // Inconsistent problems are one-line errors naming the problem.
+    let bad = |spec: &[&str], needle: &str, problem: &str| {
+        assert_one_line_error(
+            protforge().args(["--weights"]).arg(&weights).args(["scaffold", "--motif"]).arg(&motif).args(spec).arg("--out").arg(d.join("bad")),
+            needle,
+            problem,
+        );
+    };
+    bad(&["--contig", "3-6,A10-900,3-6"], "barnase_A.pdb", "A109 is not in the motif");
+    bad(&["--contig", "3-6,Q10-19,3-6"], "barnase_A.pdb", "chain 'Q'");
+    bad(&["--contig", "3-6,A10-19,3-6", "--length", "60-70"], "contig", "cannot produce");
+    bad(&["--contig", "3-6"], "contig", "no motif segment");
+    bad(&[], "barnase_A.pdb", "REMARK 999");
+    bad(&["--contig", "3-6,A10-19,300-400"], "contig", "maximum");
 }

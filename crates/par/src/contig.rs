@@ -99,8 +99,21 @@ impl FromStr for Contig {
             };
             segments.push(seg);
         }
+        Self::from_segments(text, segments)
+    }
+}
+
+impl Contig {
+    /// A contig from already-parsed segments; `text` is how it is shown in messages.
+    ///
+    /// # Errors
+    /// [`ParError::BadContig`] if there is no motif segment.
+    pub fn from_segments(text: &str, segments: Vec<Segment>) -> Result<Self, ParError> {
         if !segments.iter().any(|s| matches!(s, Segment::Motif { .. })) {
-            return Err(bad("no motif segment (e.g. A163-181); for unconditional generation use `protforge generate`".into()));
+            return Err(ParError::BadContig {
+                contig: text.to_string(),
+                reason: "no motif segment (e.g. A163-181); for unconditional generation use `protforge generate`".into(),
+            });
         }
         Ok(Self { text: text.to_string(), segments })
     }

@@ -33,6 +33,23 @@ pub enum ParError {
         /// Largest total the contig allows.
         hi: usize,
     },
+    /// A motif-scaffolding problem file (Genie2 PDB, FrameFlow CSV) is malformed.
+    #[error("{file}: {reason}")]
+    BadProblem {
+        /// The file (and line).
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Motif conditioning cannot be applied (prompt size, motif placement).
+    #[error("{0}")]
+    BadCondition(String),
+    /// Sampling failed in the flow integrator.
+    #[error(transparent)]
+    Flow(#[from] protforge_flow::FlowError),
+    /// Tensor error.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
     /// A scale configuration is invalid.
     #[error("invalid scales: {0}")]
     BadScales(String),

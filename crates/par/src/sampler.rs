@@ -7,7 +7,9 @@
 use crate::model::{ANG_PER_NM, DecoderInput, FlowDecoder, ParModel};
 use crate::scales::linear_weights;
 use candle_core::{DType, Tensor};
-use protforge_flow::r3::{IntegrateOptions, NoiseSource, VelocityField, integrate};
+use crate::ParError;
+use crate::motif::MotifGuide;
+use protforge_flow::r3::{IntegrateOptions, NoiseSource, VelocityField, center, integrate};
 use protforge_flow::{FlowError, GSchedule, ScalePlan, TimeGrid};
 use protforge_nn::attention::KvCache;
 use serde::{Deserialize, Serialize};
@@ -70,14 +72,71 @@ pub fn sample_ca<N: NoiseSource + ?Sized>(
     opts: &SampleOptions,
     noise: &mut N,
     device: &candle_core::Device,
-) -> Result<Vec<Vec<[f32; 3]>>, FlowError> {
+) -> Result<Vec<Vec<[f32; 3]>>, ParError> {
+    sample_ca_conditioned(model, len, batch, opts, &Conditioning::default(), noise, device)
+}
+
+/// Zero-shot conditioning of a sampling run (PAR §"conditional generation").
+#[derive(Debug, Clone, Default)]
+pub struct Conditioning {
+    /// Point prompt: the first scale's CA points (Å, any frame), used instead of generating
+    /// that scale. Its size must equal the first scale size for the requested length.
+    pub prompt: Option<Vec<[f32; 3]>>,
+    /// Motif guides, one per batch element (empty: unconditional). Each is teacher-forced at
+    /// every scale before the next scale is generated ([`MotifGuide::force`]).
+    pub motifs: Vec<MotifGuide>,
+    /// Also overwrite the final scale's motif residues with the superimposed motif (the
+    /// output then holds the motif exactly; its reported RMSD is ~0 by construction).
+    pub force_final: bool,
+}
+
+/// First-scale size the model uses for chains of `len` residues (the point-prompt size).
+#[must_use]
+pub fn first_scale_size(model: &ParModel, len: usize) -> usize {
+    model.cfg.scales.sizes(len).first().copied().unwrap_or(len)
+}
+
+fn rows_to_tensor(rows: &[Vec<[f32; 3]>], device: &candle_core::Device) -> candle_core::Result<Tensor> {
+    let (b, n) = (rows.len(), rows.first().map_or(0, Vec::len));
+    let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().flat_map(|p| p.iter().copied())).collect();
+    Tensor::from_vec(flat, (b, n, 3), device)
+}
+
+fn tensor_to_rows(x: &Tensor) -> candle_core::Result<Vec<Vec<[f32; 3]>>> {
+    Ok(x.to_vec3::<f32>()?.into_iter().map(|r| r.into_iter().map(|p| [p[0], p[1], p[2]]).collect()).collect())
+}
+
+/// [`sample_ca`] with a point prompt and/or motif guides.
+///
+/// # Errors
+/// As [`sample_ca`]; [`ParError::BadCondition`] for a prompt of the wrong size or guides that
+/// do not match the batch or length.
+pub fn sample_ca_conditioned<N: NoiseSource + ?Sized>(
+    model: &ParModel,
+    len: usize,
+    batch: usize,
+    opts: &SampleOptions,
+    cond: &Conditioning,
+    noise: &mut N,
+    device: &candle_core::Device,
+) -> Result<Vec<Vec<[f32; 3]>>, ParError> {
     if len == 0 || len > model.cfg.max_len {
-        return Err(FlowError::BadParameter {
-            what: "length",
-            reason: format!("{len} is outside 1..={} (the model's maximum)", model.cfg.max_len),
-        });
+        return Err(ParError::BadCondition(format!("length {len} is outside 1..={} (the model's maximum)", model.cfg.max_len)));
     }
     let sizes = model.cfg.scales.sizes(len);
+    if let Some(p) = &cond.prompt
+        && (sizes.len() < 2 || p.len() != sizes[0])
+    {
+        return Err(ParError::BadCondition(format!(
+            "the prompt has {} points, but at length {len} this model's first scale has {} (scales {sizes:?}); a prompt needs a length above the first scale",
+            p.len(),
+            sizes[0]
+        )));
+    }
+    if !cond.motifs.is_empty() && (cond.motifs.len() != batch || cond.motifs.iter().any(|g| g.len() != len)) {
+        return Err(ParError::BadCondition(format!("{} motif guides for a batch of {batch} chains of length {len}", cond.motifs.len())));
+    }
+    let last = sizes.len() - 1;
     let mut cache = KvCache::for_layers(model.ar.n_layers());
     let mut prev: Option<Tensor> = None;
     for (i, &s) in sizes.iter().enumerate() {
@@ -90,22 +149,37 @@ pub fn sample_ca<N: NoiseSource + ?Sized>(
             }
         };
         let z = model.ar.step(len, s, i, context.as_ref(), batch, &mut cache)?;
-        let steps = opts.plan.scale(i);
-        let grid = opts.grid.times(steps.steps)?;
-        let x0 = noise.draw(&[batch, s, 3], device)?;
         let mask = Tensor::ones((batch, s), DType::F32, device)?;
-        let field = DecoderField { decoder: &model.decoder, z: &z, len };
-        let io = IntegrateOptions {
-            integrator: steps.integrator,
-            g: opts.g,
-            gamma: opts.noise_scale,
-            self_condition: opts.self_condition && model.decoder.self_condition(),
+        let mut x = match (&cond.prompt, i) {
+            (Some(points), 0) => {
+                let nm: Vec<[f32; 3]> = points.iter().map(|p| p.map(|v| v / ANG_PER_NM as f32)).collect();
+                center(&rows_to_tensor(&vec![nm; batch], device)?, &mask)?
+            }
+            _ => {
+                let steps = opts.plan.scale(i);
+                let grid = opts.grid.times(steps.steps)?;
+                let x0 = noise.draw(&[batch, s, 3], device)?;
+                let field = DecoderField { decoder: &model.decoder, z: &z, len };
+                let io = IntegrateOptions {
+                    integrator: steps.integrator,
+                    g: opts.g,
+                    gamma: opts.noise_scale,
+                    self_condition: opts.self_condition && model.decoder.self_condition(),
+                };
+                integrate(&field, &x0, &mask, &grid, &io, noise)?
+            }
         };
-        prev = Some(integrate(&field, &x0, &mask, &grid, &io, noise)?);
+        if !cond.motifs.is_empty() && (i < last || cond.force_final) {
+            let mut rows = tensor_to_rows(&x)?;
+            for (row, guide) in rows.iter_mut().zip(&cond.motifs) {
+                guide.force(row)?;
+            }
+            x = rows_to_tensor(&rows, device)?;
+        }
+        prev = Some(x);
     }
-    let x = prev.ok_or(FlowError::BadParameter { what: "length", reason: "no scales".into() })?;
-    let x = (x * ANG_PER_NM)?.to_vec3::<f32>()?;
-    Ok(x.into_iter().map(|chain| chain.into_iter().map(|p| [p[0], p[1], p[2]]).collect()).collect())
+    let x = prev.ok_or_else(|| ParError::BadCondition("no scales".into()))?;
+    Ok(tensor_to_rows(&(x * ANG_PER_NM)?)?)
 }
 
 #[cfg(test)]
@@ -137,5 +211,53 @@ mod tests {
         }
         assert!(sample_ca(&model, 0, 1, &opts, &mut seeded(0), &Device::Cpu).is_err());
         assert!(sample_ca(&model, 65, 1, &opts, &mut seeded(0), &Device::Cpu).is_err());
+    }
+
+    fn tiny_model() -> (ParModel, VarMap) {
+        let cfg = ParConfig::tiny();
+        let varmap = VarMap::new();
+        let model = ParModel::new(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        protforge_nn::init::init_seeded(&varmap, 3).unwrap();
+        (model, varmap)
+    }
+
+    #[test]
+    fn prompt_replaces_the_first_scale_and_must_match_its_size() {
+        let (model, _v) = tiny_model();
+        let opts = SampleOptions { plan: "sde:4,ode:2".parse().unwrap(), ..SampleOptions::default() };
+        let len = 12;
+        let n0 = first_scale_size(&model, len);
+        assert_eq!(n0, 4);
+        let prompt: Vec<[f32; 3]> = (0..n0).map(|i| [10.0 * i as f32, 0.0, 0.0]).collect();
+        let cond = Conditioning { prompt: Some(prompt.clone()), ..Conditioning::default() };
+        let a = sample_ca_conditioned(&model, len, 1, &opts, &cond, &mut seeded(1), &Device::Cpu).unwrap();
+        let b = sample_ca_conditioned(&model, len, 1, &opts, &Conditioning::default(), &mut seeded(1), &Device::Cpu).unwrap();
+        assert_ne!(a, b, "the prompt must change the sample");
+        let bad = Conditioning { prompt: Some(prompt[..3].to_vec()), ..Conditioning::default() };
+        let err = sample_ca_conditioned(&model, len, 1, &opts, &bad, &mut seeded(1), &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("prompt has 3 points"), "{err}");
+    }
+
+    #[test]
+    fn forced_motif_is_exact_in_the_output() {
+        use crate::contig::Contig;
+        use crate::scales::Downsample;
+        use protforge_structure::Backbone;
+        use rand::SeedableRng;
+        let (model, _v) = tiny_model();
+        let ca: Vec<[f32; 3]> = (0..8).map(|i| [3.8 * i as f32, (i % 2) as f32, 0.5 * i as f32]).collect();
+        let motif = Backbone::from_ca(&ca, None);
+        let contig: Contig = "2,A1-8,3".parse().unwrap();
+        let idx = contig.resolve(&motif).unwrap();
+        let placement = contig.sample(&idx, None, &mut rand::rngs::StdRng::seed_from_u64(0)).unwrap();
+        let guide = MotifGuide::new(&placement, &motif, &["A".to_string()], Downsample::Area).unwrap();
+        let opts = SampleOptions { plan: "sde:4,ode:2".parse().unwrap(), ..SampleOptions::default() };
+        let cond = Conditioning { motifs: vec![guide.clone(), guide.clone()], force_final: true, ..Conditioning::default() };
+        let out = sample_ca_conditioned(&model, 13, 2, &opts, &cond, &mut seeded(2), &Device::Cpu).unwrap();
+        for chain in &out {
+            assert!(guide.rmsd(chain).unwrap() < 1e-3);
+        }
+        let wrong = Conditioning { motifs: vec![guide], ..Conditioning::default() };
+        assert!(sample_ca_conditioned(&model, 13, 2, &opts, &wrong, &mut seeded(2), &Device::Cpu).is_err());
     }
 }

@@ -14,7 +14,7 @@ use protforge_flow::TimeDistribution;
 use protforge_flow::r3::{center, interpolate, predict_data, velocity_target};
 use protforge_flow::rng::randn;
 use protforge_nn::init::{init_seeded, named_vars};
-use protforge_nn::train::{AdamW, AdamWConfig, Ema, LrSchedule, TrainCheckpoint, TrainState, clip_grad_norm, step_rng};
+use protforge_nn::train::{AdamW, AdamWConfig, Ema, LrSchedule, TrainCheckpoint, TrainState, clip_grad_norm, set_vars, step_rng};
 use protforge_nn::NnError;
 use rand::Rng;
 use rand::distr::Distribution;
@@ -63,6 +63,11 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Save a checkpoint at least this often (minutes of wall time).
     pub checkpoint_minutes: f64,
+    /// Warm start: a weights folder (`model.safetensors` with exactly this architecture's
+    /// tensor names and shapes) loaded over the seeded initialisation of a new run. Ignored
+    /// when resuming, since the checkpoint holds the weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -87,6 +92,7 @@ impl TrainConfig {
             val_batches: 24,
             log_every: 10,
             checkpoint_minutes: 5.0,
+            init_from: None,
         }
     }
 
@@ -371,6 +377,11 @@ impl Trainer {
             }
             state
         } else {
+            if let Some(dir) = &cfg.init_from {
+                let tensors = protforge_nn::Checkpoint::new(dir).load_tensors(&device)?;
+                set_vars(&vars, &tensors, &format!("{} (init_from)", dir.display()))?;
+                ema = Ema::new(&vars, cfg.ema_decay)?;
+            }
             TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
         };
         Ok(Self { cfg, out: out.to_path_buf(), varmap, model, opt, ema, state, device })
@@ -557,6 +568,33 @@ mod tests {
         assert!(dir_b.path().join("best/model.safetensors").is_file());
         let csv = std::fs::read_to_string(dir_b.path().join("train.csv")).unwrap();
         assert_eq!(csv.lines().count(), 7, "{csv}");
+    }
+
+    #[test]
+    fn init_from_warm_starts_and_rejects_another_architecture() {
+        let (train, val) = (toy_set(12, 2), toy_set(4, 3));
+        let src = tempfile::tempdir().unwrap();
+        let mut a = Trainer::new(TrainConfig::tiny(), src.path(), false, Device::Cpu).unwrap();
+        a.run(&train, &val, Some(2), &mut |_| {}).unwrap();
+        let weights = src.path().join("export");
+        a.export_ema(&weights).unwrap();
+        let saved = protforge_nn::Checkpoint::new(&weights).load_tensors(&Device::Cpu).unwrap();
+
+        let cfg = TrainConfig { seed: 99, init_from: Some(weights.clone()), ..TrainConfig::tiny() };
+        let dst = tempfile::tempdir().unwrap();
+        let b = Trainer::new(cfg, dst.path(), false, Device::Cpu).unwrap();
+        assert_eq!(b.step(), 0);
+        let now = protforge_nn::train::var_tensors(&named_vars(&b.varmap));
+        for (name, t) in &saved {
+            let diff = (t - &now[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff == 0.0, "{name} not loaded (max |Δ| {diff})");
+        }
+
+        let mut other = TrainConfig { init_from: Some(weights), ..TrainConfig::tiny() };
+        other.model.decoder.layers += 1;
+        let dst = tempfile::tempdir().unwrap();
+        let err = Trainer::new(other, dst.path(), false, Device::Cpu).err().expect("architecture mismatch must fail");
+        assert!(err.to_string().contains("init_from"), "{err}");
     }
 
     #[test]

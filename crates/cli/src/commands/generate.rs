@@ -1,6 +1,6 @@
 //! `protforge generate`: unconditional backbones with PAR.
 
-use crate::cli::{BackboneKind, GenerateArgs, GlobalArgs};
+use crate::cli::{BackboneKind, GenerateArgs, GlobalArgs, SamplingArgs};
 use crate::printer::Printer;
 use anyhow::{Context, bail};
 use candle_core::DType;
@@ -10,7 +10,7 @@ use protforge_flow::{PerSampleNoise, ScalePlan};
 use protforge_nn::Checkpoint;
 use protforge_par::ParConfig;
 use protforge_par::model::ParModel;
-use protforge_par::sampler::{SampleOptions, sample_ca};
+use protforge_par::sampler::{Conditioning, SampleOptions, first_scale_size, sample_ca_conditioned};
 use protforge_structure::{Backbone, residue};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ fn parse_lengths(text: &str) -> anyhow::Result<Vec<usize>> {
 }
 
 /// Parse `K/N`.
-fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
+pub(crate) fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
     let (k, n) = text.split_once('/').unwrap_or(("", ""));
     match (k.trim().parse::<usize>(), n.trim().parse::<usize>()) {
         (Ok(k), Ok(n)) if n > 0 && k < n => Ok((k, n)),
@@ -58,9 +58,45 @@ struct Manifest<'a> {
     num_samples: usize,
     backbone: BackboneKind,
     batch_size: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<PathBuf>,
     shard: Option<(usize, usize)>,
     sampler: &'a SampleOptions,
     samples: Vec<SampleRecord>,
+}
+
+/// Sampler options from the shared command-line settings.
+pub(crate) fn sample_options(args: &SamplingArgs) -> anyhow::Result<SampleOptions> {
+    if !(args.noise_scale >= 0.0 && args.noise_scale.is_finite()) {
+        bail!("--noise-scale must be a non-negative number");
+    }
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let mut opts = SampleOptions { noise_scale: args.noise_scale, ..SampleOptions::default() };
+    if let Some(plan) = &args.schedule {
+        opts.plan = plan.parse::<ScalePlan>()?;
+    } else if let Some(steps) = args.steps {
+        for s in &mut opts.plan.0 {
+            s.steps = steps.max(1);
+        }
+    }
+    Ok(opts)
+}
+
+/// Turn a generated CA trace into the backbone to write: CA only, or N/CA/C/O rebuilt. A
+/// degenerate trace that cannot be rebuilt is kept as CA with a warning (never lost).
+pub(crate) fn finish_backbone(bb: Backbone, kind: BackboneKind, name: &str, warn: &dyn Fn(String)) -> (Backbone, BackboneKind) {
+    match kind {
+        BackboneKind::Ca => (bb, BackboneKind::Ca),
+        BackboneKind::Full => match protforge_structure::rebuild::complete_backbone(&bb) {
+            Ok(full) => (full, BackboneKind::Full),
+            Err(e) => {
+                warn(format!("{name}: wrote the CA trace only ({e})"));
+                (bb, BackboneKind::Ca)
+            }
+        },
+    }
 }
 
 /// Load PAR from a weights directory.
@@ -79,21 +115,11 @@ pub(crate) fn run(args: &GenerateArgs, global: &GlobalArgs, printer: &Printer) -
         (None, Some(l)) if l > 0 => vec![l],
         _ => bail!("--length must be a positive number of residues"),
     };
-    if args.num_samples == 0 || args.batch_size == 0 {
-        bail!("--num-samples and --batch-size must be at least 1");
+    if args.num_samples == 0 {
+        bail!("--num-samples must be at least 1");
     }
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
-    let mut opts = SampleOptions { noise_scale: args.noise_scale, ..SampleOptions::default() };
-    if let Some(plan) = &args.schedule {
-        opts.plan = plan.parse::<ScalePlan>()?;
-    } else if let Some(steps) = args.steps {
-        for s in &mut opts.plan.0 {
-            s.steps = steps.max(1);
-        }
-    }
-    if !(args.noise_scale >= 0.0 && args.noise_scale.is_finite()) {
-        bail!("--noise-scale must be a non-negative number");
-    }
+    let opts = sample_options(&args.sampling)?;
     let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
     let weights = super::weights::locate("par", global)?;
     let model = load_par(&weights, &device)?;
@@ -101,12 +127,31 @@ pub(crate) fn run(args: &GenerateArgs, global: &GlobalArgs, printer: &Printer) -
         bail!("--length {too_long}: longer than the model's maximum of {} residues", model.cfg.max_len);
     }
     let sha = Checkpoint::new(&weights).info()?.sha256;
+    let prompt = match &args.prompt {
+        None => None,
+        Some(path) => {
+            let bb = super::io::read_structure(path, None)?;
+            let points: Vec<[f32; 3]> = (0..bb.len()).filter(|&i| bb.atom_mask[i][1]).map(|i| bb.coords[i][1]).collect();
+            for &len in &lengths {
+                let want = first_scale_size(&model, len);
+                if want != points.len() || want == len {
+                    bail!(
+                        "{}: the prompt has {} CA points, but at length {len} the first scale of this model has {want} points{}",
+                        path.display(),
+                        points.len(),
+                        if want == len { " (the whole chain; use a longer length)" } else { "" }
+                    );
+                }
+            }
+            Some(points)
+        }
+    };
 
     // Fixed batches of global sample indices; shards take whole batches round-robin.
     let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
     for (li, &len) in lengths.iter().enumerate() {
         let idx: Vec<usize> = (0..args.num_samples).map(|k| li * args.num_samples + k).collect();
-        for chunk in idx.chunks(args.batch_size) {
+        for chunk in idx.chunks(args.sampling.batch_size) {
             batches.push((len, chunk.to_vec()));
         }
     }
@@ -133,23 +178,13 @@ pub(crate) fn run(args: &GenerateArgs, global: &GlobalArgs, printer: &Printer) -
     for (len, idx) in mine {
         let seeds: Vec<u64> = idx.iter().map(|&i| sample_seed(args.seed, i as u64)).collect();
         let mut rngs: Vec<_> = seeds.iter().map(|&s| seeded(s)).collect();
-        let traces = sample_ca(&model, *len, idx.len(), &opts, &mut PerSampleNoise(&mut rngs), &device)
+        let cond = Conditioning { prompt: prompt.clone(), ..Conditioning::default() };
+        let traces = sample_ca_conditioned(&model, *len, idx.len(), &opts, &cond, &mut PerSampleNoise(&mut rngs), &device)
             .with_context(|| format!("sampling length {len}"))?;
         for ((&i, seed), ca) in idx.iter().zip(seeds).zip(traces) {
             let bb = Backbone::from_ca(&ca, Some(vec![residue::aatype_from_one('G'); ca.len()]));
             let name = file_of(i);
-            // A degenerate trace (e.g. two CA atoms < 1 Å apart) cannot be rebuilt: keep the
-            // CA trace, say so, and record it in the manifest rather than lose the sample.
-            let (bb, atoms) = match args.backbone {
-                BackboneKind::Ca => (bb, BackboneKind::Ca),
-                BackboneKind::Full => match protforge_structure::rebuild::complete_backbone(&bb) {
-                    Ok(full) => (full, BackboneKind::Full),
-                    Err(e) => {
-                        bar.suspend(|| printer.warn(format!("{name}: wrote the CA trace only ({e})")));
-                        (bb, BackboneKind::Ca)
-                    }
-                },
-            };
+            let (bb, atoms) = finish_backbone(bb, args.sampling.backbone, &name, &|m| bar.suspend(|| printer.warn(m)));
             protforge_structure::write_pdb(&args.out.join(&name), &bb)?;
             records.push(SampleRecord { index: i, file: name, length: *len, seed, atoms });
             bar.inc(1);
@@ -165,8 +200,9 @@ pub(crate) fn run(args: &GenerateArgs, global: &GlobalArgs, printer: &Printer) -
         seed: args.seed,
         lengths: &lengths,
         num_samples: args.num_samples,
-        backbone: args.backbone,
-        batch_size: args.batch_size,
+        backbone: args.sampling.backbone,
+        batch_size: args.sampling.batch_size,
+        prompt: args.prompt.clone(),
         shard,
         sampler: &opts,
         samples: records,

@@ -6,5 +6,6 @@ pub(crate) mod generate;
 pub(crate) mod inspect;
 pub(crate) mod io;
 pub(crate) mod reserved;
+pub(crate) mod scaffold;
 pub(crate) mod weights;
 pub(crate) mod train;

@@ -21,7 +21,7 @@ pub(crate) fn locate(model: &str, global: &GlobalArgs) -> anyhow::Result<PathBuf
     tried.push(PathBuf::from("weights").join(model));
     for dir in &tried {
         if dir.join("model.safetensors").is_file() {
-            return Ok(dir.clone());
+            return Ok(dir.canonicalize().unwrap_or_else(|_| dir.clone()));
         }
     }
     let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();

@@ -139,7 +139,8 @@ pub(crate) enum EvalCommand {
 pub(crate) struct EvalBackbonesArgs {
     /// Folder of backbone files (.pdb, .cif, optionally .gz).
     pub(crate) dir: PathBuf,
-    /// Dataset (.safetensors) or folder of structures for novelty (max TM-score to any reference).
+    /// Dataset (.safetensors; its training split) or folder of structures for novelty (max
+    /// TM-score to any reference).
     #[arg(long, value_name = "DATASET")]
     pub(crate) reference: Option<PathBuf>,
     /// Skip the all-vs-all TM-align diversity computation (it is quadratic in the number of files).

@@ -228,7 +228,8 @@ fn structure_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// CA traces of a reference set: a dataset file (all chains) or a folder of structures.
+/// CA traces of a reference set: the training split of a dataset file (novelty is "not in
+/// what the model saw"), or every structure in a folder.
 fn reference_traces(path: &Path, printer: &Printer) -> anyhow::Result<Vec<Vec<Vec3>>> {
     if path.is_dir() {
         let files = structure_files(path)?;
@@ -245,5 +246,5 @@ fn reference_traces(path: &Path, printer: &Printer) -> anyhow::Result<Vec<Vec<Ve
         return Ok(traces);
     }
     let ds = protforge_data::Dataset::open(path)?;
-    Ok((0..ds.len()).filter_map(|i| ds.chain(i)).map(|bb| tm::ca_trace(&bb)).collect())
+    Ok(ds.split_indices(protforge_data::Split::Train).into_iter().filter_map(|i| ds.chain(i)).map(|bb| tm::ca_trace(&bb)).collect())
 }

@@ -130,9 +130,40 @@ pub(crate) enum EvalCommand {
     Tm(EvalTmArgs),
     /// 3-state secondary structure (H/E/C) by DSSP, or a CA-geometry rule for CA-only input.
     Ss(EvalSsArgs),
-    /// Trajectory metrics (not yet available).
-    #[command(disable_help_flag = true)]
-    Trajectory(Reserved),
+    /// Ensemble metrics of a trajectory (AlphaFlow style), optionally against a reference.
+    ///
+    /// Every frame is superimposed (CA Kabsch) onto the initial structure (the --topology
+    /// file, or the first model of a multi-model PDB). Reports CA RMSF per residue, the
+    /// pairwise-RMSD distribution, validity over time (no CA pair under 3.0 Å, no CA–CA break
+    /// over 4.2 Å), RMSD to the initial structure over time and, with --reference: RMSF Pearson r,
+    /// and the W2 distance and 10×10-histogram JSD of both ensembles projected on the
+    /// reference's top-2 principal components.
+    ///
+    /// Examples:
+    ///   protforge eval trajectory traj.xtc --topology start.pdb
+    ///   protforge eval trajectory traj.xtc --topology start.pdb --reference md.xtc --json
+    Trajectory(EvalTrajectoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalTrajectoryArgs {
+    /// Trajectory: .xtc or .dcd (with --topology) or multi-model .pdb.
+    pub(crate) trajectory: PathBuf,
+    /// Topology PDB/mmCIF of the trajectory's atoms (also the initial structure).
+    #[arg(long, value_name = "PDB")]
+    pub(crate) topology: Option<PathBuf>,
+    /// Reference ensemble of the same protein (e.g. an MD replica).
+    #[arg(long, value_name = "TRAJ")]
+    pub(crate) reference: Option<PathBuf>,
+    /// Topology of the reference (default: --topology).
+    #[arg(long, value_name = "PDB")]
+    pub(crate) reference_topology: Option<PathBuf>,
+    /// Use every K-th frame of both ensembles.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub(crate) stride: usize,
+    /// Pairwise RMSDs use at most this many evenly spaced frames per ensemble.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub(crate) max_pair_frames: usize,
 }
 
 #[derive(Debug, Args)]

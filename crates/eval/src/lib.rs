@@ -1,5 +1,6 @@
 //! Backbone metrics that need no network: geometry validity, clashes, radius of gyration,
-//! DSSP secondary structure, TM-score / TM-align, diversity and novelty.
+//! DSSP secondary structure, TM-score / TM-align, diversity and novelty, and trajectory
+//! (ensemble) metrics.
 //!
 //! Every function takes [`protforge_structure::Backbone`] (Å) or plain coordinate slices.
 
@@ -9,5 +10,6 @@ pub mod error;
 pub mod geometry;
 mod neighbors;
 pub mod tm;
+pub mod trajectory;
 
 pub use error::EvalError;

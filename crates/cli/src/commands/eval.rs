@@ -1,9 +1,9 @@
-//! `protforge eval backbones | tm | ss`.
+//! `protforge eval backbones | tm | ss | trajectory`.
 
-use crate::cli::{EvalBackbonesArgs, EvalSsArgs, EvalTmArgs};
+use crate::cli::{EvalBackbonesArgs, EvalSsArgs, EvalTmArgs, EvalTrajectoryArgs};
 use crate::printer::{Printer, out};
 use anyhow::{Context, bail};
-use protforge_eval::{diversity, dssp, geometry, tm};
+use protforge_eval::{diversity, dssp, geometry, tm, trajectory};
 use protforge_se3::Vec3;
 use protforge_structure::Backbone;
 use rayon::prelude::*;
@@ -247,4 +247,98 @@ fn reference_traces(path: &Path, printer: &Printer) -> anyhow::Result<Vec<Vec<Ve
     }
     let ds = protforge_data::Dataset::open(path)?;
     Ok(ds.split_indices(protforge_data::Split::Train).into_iter().filter_map(|i| ds.chain(i)).map(|bb| tm::ca_trace(&bb)).collect())
+}
+
+/// CA coordinates (Å) of every `stride`-th frame, and of the initial structure: the topology
+/// backbone (XTC/DCD) or the first model (multi-model PDB).
+fn ca_frames(traj: &protforge_structure::Trajectory, stride: usize) -> (Vec<Vec<Vec3>>, Vec<Vec3>) {
+    let ca_idx: Vec<usize> = (0..traj.topology.len()).filter(|&i| traj.topology.atom_mask[i][1]).collect();
+    let v = |p: [f32; 3]| Vec3::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
+    let frames = traj.frames.iter().step_by(stride.max(1)).map(|f| ca_idx.iter().map(|&i| v(f[i][1])).collect()).collect();
+    let initial = ca_idx.iter().map(|&i| v(traj.topology.coords[i][1])).collect();
+    (frames, initial)
+}
+
+pub(crate) fn trajectory_cmd(args: &EvalTrajectoryArgs, json: bool, printer: &Printer) -> anyhow::Result<()> {
+    if args.stride == 0 || args.max_pair_frames < 2 {
+        bail!("--stride must be at least 1 and --max-pair-frames at least 2");
+    }
+    let traj = protforge_structure::Trajectory::read(&args.trajectory, args.topology.as_deref())?;
+    let (frames, initial) = ca_frames(&traj, args.stride);
+    let reference = match &args.reference {
+        None => None,
+        Some(path) => {
+            let top = args.reference_topology.as_deref().or(args.topology.as_deref());
+            let r = protforge_structure::Trajectory::read(path, top)?;
+            let (rf, _) = ca_frames(&r, args.stride);
+            if rf.first().map_or(0, Vec::len) != initial.len() {
+                bail!(
+                    "{}: reference has {} CA atoms per frame, the trajectory has {}; both must hold the same residues",
+                    path.display(),
+                    rf.first().map_or(0, Vec::len),
+                    initial.len()
+                );
+            }
+            Some(rf)
+        }
+    };
+    // Consecutive CA atoms are bonded when they are in one chain with consecutive numbers.
+    let top = &traj.topology;
+    let ca_idx: Vec<usize> = (0..top.len()).filter(|&i| top.atom_mask[i][1]).collect();
+    let bonded: Vec<bool> = ca_idx
+        .windows(2)
+        .map(|w| top.chain_ids[w[0]] == top.chain_ids[w[1]] && top.residue_ids[w[1]].number - top.residue_ids[w[0]].number <= 1)
+        .collect();
+    let spin = printer.spinner(&format!("analysing {} frames", frames.len()));
+    let report = trajectory::analyze(&frames, &initial, reference.as_deref(), args.max_pair_frames, Some(&bonded))
+        .with_context(|| format!("{}", args.trajectory.display()))?;
+    spin.finish_and_clear();
+    if json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            trajectory: &'a Path,
+            reference: Option<&'a Path>,
+            stride: usize,
+            #[serde(flatten)]
+            report: &'a trajectory::TrajectoryReport,
+        }
+        out(serde_json::to_string_pretty(&Out { trajectory: &args.trajectory, reference: args.reference.as_deref(), stride: args.stride, report: &report })?);
+        return Ok(());
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let last = report.rmsd_to_initial.last().copied().unwrap_or(f64::NAN);
+    let max = report.rmsd_to_initial.iter().copied().fold(0.0f64, f64::max);
+    let mut text = format!(
+        "{}: {} frames × {} residues (stride {})\n  valid frames (no CA < {:.1} Å, no break > {:.1} Å): {:.3}\n  RMSD to initial: last {last:.2} Å, max {max:.2} Å, mean {:.2} Å\n  CA RMSF: mean {:.2} Å, max {:.2} Å\n  pairwise RMSD: mean {:.2} Å, median {:.2} Å, 5–95% {:.2}–{:.2} Å",
+        args.trajectory.display(),
+        report.n_frames,
+        report.n_residues,
+        args.stride,
+        trajectory::CLASH_CA,
+        trajectory::BREAK_CA,
+        report.valid_frac,
+        mean(&report.rmsd_to_initial),
+        mean(&report.rmsf),
+        report.rmsf.iter().copied().fold(0.0f64, f64::max),
+        report.pairwise_rmsd.mean,
+        report.pairwise_rmsd.median,
+        report.pairwise_rmsd.p05,
+        report.pairwise_rmsd.p95,
+    );
+    if let Some(r) = &report.reference {
+        text.push_str(&format!(
+            "\nreference: {} frames\n  RMSF Pearson r: {:.3} (reference mean RMSF {:.2} Å)\n  reference pairwise RMSD: mean {:.2} Å\n  PCA (reference PC1+PC2 explain {:.0}% + {:.0}%): W2 {:.2} Å (×10/√n: {:.2}), JSD {:.3}",
+            r.n_frames,
+            r.rmsf_pearson,
+            mean(&r.rmsf),
+            r.pairwise_rmsd.mean,
+            100.0 * r.pc_variance_frac[0],
+            100.0 * r.pc_variance_frac[1],
+            r.pca_w2,
+            r.pca_w2_scaled,
+            r.pca_jsd
+        ));
+    }
+    out(text);
+    Ok(())
 }

@@ -10,6 +10,8 @@
 //! (two AdaLN modulations) + `2·s·d` (scores and weighted values); per token `6d + F·d + D_ar·c
 //! + 3d` (input/output projections); per pair `F_pair·H·layers` (the pair-bias projection).
 
+#![allow(clippy::print_stdout)] // a command-line example prints its results
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use protforge_nn::Checkpoint;

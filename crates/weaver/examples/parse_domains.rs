@@ -4,6 +4,8 @@
 //! cargo run --release -p protforge-weaver --example parse_domains -- [--max-ncut X] FILE...
 //! ```
 
+#![allow(clippy::print_stdout)] // a command-line example prints its results
+
 use protforge_se3::Vec3;
 use protforge_structure::io::{ReadOptions, read_backbone};
 use protforge_weaver::{DomainParams, parse_domains};

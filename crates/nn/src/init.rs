@@ -9,6 +9,11 @@
 
 use crate::NnError;
 use crate::layers::ADALN_MOD;
+
+/// Path segment marking parameters that must start at zero under [`default_init_rule`]: side
+/// inputs added to a residual stream, so a model grown from trained weights (a warm start
+/// with new inputs) computes exactly the old function at step 0.
+pub const ZERO_INIT: &str = "zero_init";
 use candle_core::{Tensor, Var};
 use candle_nn::VarMap;
 use rand::Rng;
@@ -38,8 +43,9 @@ pub enum InitRule {
 }
 
 /// The default rule, by name and shape, in this order:
-/// 1. any parameter under an AdaLN-Zero modulation (path segment [`ADALN_MOD`]) → zeros
-///    (DiT's adaLN-Zero, Peebles & Xie 2023 §3.2: blocks start as the identity);
+/// 1. any parameter under an AdaLN-Zero modulation (path segment [`ADALN_MOD`]) or under
+///    [`ZERO_INIT`] → zeros (DiT's adaLN-Zero, Peebles & Xie 2023 §3.2: blocks start as the
+///    identity);
 /// 2. names ending in `bias` → zeros;
 /// 3. rank-1 `*.weight` (LayerNorm scales) → ones;
 /// 4. rank-2 `*.weight` `[out, in]` (Linear, Embedding) → `N(0, 1/in)`
@@ -47,7 +53,7 @@ pub enum InitRule {
 /// 5. anything else → `N(0, 0.02²)`.
 #[must_use]
 pub fn default_init_rule(name: &str, shape: &[usize]) -> InitRule {
-    let under_adaln = name.split('.').any(|seg| seg == ADALN_MOD);
+    let under_adaln = name.split('.').any(|seg| seg == ADALN_MOD || seg == ZERO_INIT);
     if under_adaln || name.ends_with("bias") {
         InitRule::Zeros
     } else if name.ends_with("weight") && shape.len() == 1 {

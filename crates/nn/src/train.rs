@@ -111,6 +111,32 @@ pub fn var_tensors(vars: &[(String, Var)]) -> HashMap<String, Tensor> {
     vars.iter().map(|(n, v)| (n.clone(), v.as_detached_tensor())).collect()
 }
 
+/// Set variables from a tensor map that covers a subset of them (a warm start of a grown
+/// model): every saved tensor must match a variable of the same name and shape; variables
+/// without a saved tensor keep their values. Returns the names left untouched.
+///
+/// # Errors
+/// [`NnError::StateMismatch`] (naming `what`) for a saved tensor with no variable or another shape.
+pub fn set_vars_subset(vars: &[(String, Var)], tensors: &HashMap<String, Tensor>, what: &str) -> Result<Vec<String>, NnError> {
+    let mismatch = |reason: String| NnError::StateMismatch { what: what.to_string(), reason };
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    for name in names {
+        let var = vars.iter().find(|(n, _)| n == name).map(|(_, v)| v).ok_or_else(|| mismatch(format!("{name} is not a variable of this model")))?;
+        if tensors[name].dims() != var.dims() {
+            return Err(mismatch(format!("{name}: shape {:?}, variable {:?}", tensors[name].dims(), var.dims())));
+        }
+    }
+    let mut untouched = Vec::new();
+    for (name, var) in vars {
+        match tensors.get(name) {
+            Some(t) => var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?,
+            None => untouched.push(name.clone()),
+        }
+    }
+    Ok(untouched)
+}
+
 /// Set every variable from a tensor map with exactly the same names and shapes.
 ///
 /// # Errors

@@ -42,6 +42,12 @@ pub struct DecoderConfig {
     pub seq_sep_bins: usize,
     /// Feed the previous data estimate back as input (Proteina/PAR self-conditioning).
     pub self_condition: bool,
+    /// Per-residue features of the sequence neighbours: displacements to residues i±1 and
+    /// i±2 of `x_t` and of the self-conditioning estimate (nm / 0.38), through a zero-initialised
+    /// projection. They give the decoder the exact local geometry (CA–CA bonds, clashes) that
+    /// the 0.15 nm-wide distance bins blur. Off in configs that predate it.
+    #[serde(default)]
+    pub neighbour_features: bool,
 }
 
 /// Full PAR model configuration (`weights/par/config.json`).
@@ -85,6 +91,7 @@ impl ParConfig {
                 dist_max_nm: 3.0,
                 seq_sep_bins: 21,
                 self_condition: true,
+                neighbour_features: true,
             },
         }
     }
@@ -109,6 +116,7 @@ impl ParConfig {
                 dist_max_nm: 3.0,
                 seq_sep_bins: 9,
                 self_condition: true,
+                neighbour_features: true,
             },
         }
     }

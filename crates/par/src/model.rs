@@ -165,6 +165,7 @@ pub struct FlowDecoder {
     t_out: Linear,
     z_in: Linear,
     pair_bias: Linear,
+    nbr_in: Option<Linear>,
     blocks: Vec<TransformerBlock>,
     out_norm: LayerNorm,
     out: Linear,
@@ -210,6 +211,11 @@ impl FlowDecoder {
             t_out: candle_nn::linear(dc.cond_dim, dc.cond_dim, vb.pp("t_out"))?,
             z_in: candle_nn::linear(cfg.ar.dim, dc.cond_dim, vb.pp("z_in"))?,
             pair_bias: candle_nn::linear(pair_features, dc.heads * dc.layers, vb.pp("pair_bias"))?,
+            nbr_in: if dc.neighbour_features {
+                Some(candle_nn::linear(NBR_FEATURES, d, vb.pp("nbr_in").pp(protforge_nn::init::ZERO_INIT))?)
+            } else {
+                None
+            },
             blocks: (0..dc.layers)
                 .map(|i| TransformerBlock::new(&block, vb.pp(format!("blocks.{i}"))))
                 .collect::<Result<Vec<_>>>()?,
@@ -278,6 +284,10 @@ impl FlowDecoder {
         };
         let pos = self.pos_in.forward(&position_features(inp.len, s, self.fourier_dim, device)?)?; // [s, D]
         let mut h = (self.x_in.forward(inp.x_t)? + self.sc_in.forward(&sc)?)?.broadcast_add(&pos)?; // [B, s, D]
+        if let Some(nbr) = &self.nbr_in {
+            let f = Tensor::cat(&[neighbour_displacements(inp.x_t)?, neighbour_displacements(&sc)?], D::Minus1)?; // [B, s, 24]
+            h = (h + nbr.forward(&f)?)?;
+        }
 
         let t_feat = sinusoidal_embedding(&(inp.t * TIME_SCALE)?, self.fourier_dim, 10_000.0)?; // [B, F]
         let t_emb = self.t_out.forward(&self.t_in.forward(&t_feat)?.silu()?)?.unsqueeze(1)?; // [B, 1, C]
@@ -301,6 +311,35 @@ impl FlowDecoder {
         }
         self.out.forward(&self.out_norm.forward(&h)?)
     }
+}
+
+/// Neighbour features per residue: 4 displacements × 3 coordinates.
+const NBR_FEATURES: usize = 24;
+
+/// Displacements `x_{i+k} − x_i` for `k ∈ {−2, −1, 1, 2}` of `x [B, s, 3]` (nm), divided by the
+/// CA–CA bond length (0.38 nm) and zero where the neighbour does not exist: `[B, s, 12]`.
+/// No gradient flows through them (they are input features, like the distance bins).
+fn neighbour_displacements(x: &Tensor) -> Result<Tensor> {
+    let x = x.detach();
+    let (b, s, _) = x.dims3()?;
+    let mut parts = Vec::with_capacity(4);
+    for k in [-2i64, -1, 1, 2] {
+        let m = k.unsigned_abs() as usize;
+        if m >= s {
+            parts.push(Tensor::zeros((b, s, 3), x.dtype(), x.device())?);
+            continue;
+        }
+        let pad = Tensor::zeros((b, m, 3), x.dtype(), x.device())?;
+        let d = if k > 0 {
+            // x_{i+m} − x_i for i < s − m, zero for the last m residues.
+            Tensor::cat(&[(x.narrow(1, m, s - m)? - x.narrow(1, 0, s - m)?)?, pad], 1)?
+        } else {
+            // x_{i−m} − x_i for i ≥ m, zero for the first m residues.
+            Tensor::cat(&[pad, (x.narrow(1, 0, s - m)? - x.narrow(1, m, s - m)?)?], 1)?
+        };
+        parts.push(d);
+    }
+    Tensor::cat(&parts, D::Minus1)? / 0.38
 }
 
 /// PAR: AR transformer + flow decoder.
@@ -331,6 +370,19 @@ impl ParModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbour_displacements_are_zero_padded_bond_vectors() {
+        let x = Tensor::from_vec(vec![0.0f32, 0.0, 0.0, 0.38, 0.0, 0.0, 0.38, 0.38, 0.0], (1, 3, 3), &Device::Cpu).unwrap();
+        let f = neighbour_displacements(&x).unwrap().to_vec3::<f32>().unwrap();
+        // Residue 1: k = −2 absent, k = −1 → (−1, 0, 0), k = +1 → (0, 1, 0), k = +2 absent.
+        let want = [0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        for (a, b) in f[0][1].iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{:?}", f[0][1]);
+        }
+        // Residue 0: k = +2 → (1, 1, 0).
+        assert!((f[0][0][9] - 1.0).abs() < 1e-6 && (f[0][0][10] - 1.0).abs() < 1e-6);
+    }
     use crate::scales::linear_weights;
     use candle_nn::VarMap;
     use protforge_flow::rng::{randn, seeded};

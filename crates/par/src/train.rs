@@ -14,7 +14,7 @@ use protforge_flow::TimeDistribution;
 use protforge_flow::r3::{center, interpolate, predict_data, velocity_target};
 use protforge_flow::rng::randn;
 use protforge_nn::init::{init_seeded, named_vars};
-use protforge_nn::train::{AdamW, AdamWConfig, Ema, LrSchedule, TrainCheckpoint, TrainState, clip_grad_norm, set_vars, step_rng};
+use protforge_nn::train::{AdamW, AdamWConfig, Ema, LrSchedule, TrainCheckpoint, TrainState, clip_grad_norm, set_vars_subset, step_rng};
 use protforge_nn::NnError;
 use rand::Rng;
 use rand::distr::Distribution;
@@ -66,9 +66,10 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Save a checkpoint at least this often (minutes of wall time).
     pub checkpoint_minutes: f64,
-    /// Warm start: a weights folder (`model.safetensors` with exactly this architecture's
-    /// tensor names and shapes) loaded over the seeded initialisation of a new run. Ignored
-    /// when resuming, since the checkpoint holds the weights.
+    /// Warm start: a weights folder whose `model.safetensors` tensors are loaded over the
+    /// seeded initialisation of a new run. Every saved tensor must exist in this architecture
+    /// with the same shape; parameters the file lacks (inputs added since, which start at zero)
+    /// keep their initialisation. Ignored when resuming (the checkpoint holds the weights).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
     /// Also export the EMA weights to `out/snapshots/step_<N>/` every this many steps (for
@@ -440,7 +441,7 @@ impl Trainer {
         } else {
             if let Some(dir) = &cfg.init_from {
                 let tensors = protforge_nn::Checkpoint::new(dir).load_tensors(&device)?;
-                set_vars(&vars, &tensors, &format!("{} (init_from)", dir.display()))?;
+                set_vars_subset(&vars, &tensors, &format!("{} (init_from)", dir.display()))?;
                 ema = Ema::new(&vars, cfg.ema_decay)?;
             }
             TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
@@ -661,11 +662,31 @@ mod tests {
             assert!(diff == 0.0, "{name} not loaded (max |Δ| {diff})");
         }
 
-        let mut other = TrainConfig { init_from: Some(weights), ..TrainConfig::tiny() };
-        other.model.decoder.layers += 1;
+        let mut other = TrainConfig { init_from: Some(weights.clone()), ..TrainConfig::tiny() };
+        other.model.decoder.dim += 3;
         let dst = tempfile::tempdir().unwrap();
         let err = Trainer::new(other, dst.path(), false, Device::Cpu).err().expect("architecture mismatch must fail");
         assert!(err.to_string().contains("init_from"), "{err}");
+
+        // Growing the model (no neighbour features in the source) is a warm start that
+        // computes the same function at step 0: the new input starts at zero.
+        let mut small = TrainConfig::tiny();
+        small.model.decoder.neighbour_features = false;
+        let src2 = tempfile::tempdir().unwrap();
+        let mut s = Trainer::new(small, src2.path(), false, Device::Cpu).unwrap();
+        s.run(&train, &val, Some(2), &mut |_| {}).unwrap();
+        s.export_ema(&src2.path().join("export")).unwrap();
+        let grown = Trainer::new(TrainConfig { init_from: Some(src2.path().join("export")), ..TrainConfig::tiny() }, tempfile::tempdir().unwrap().path(), false, Device::Cpu).unwrap();
+        let ck = protforge_nn::Checkpoint::new(src2.path().join("export"));
+        let old = ParModel::new(&ck.load_config().unwrap(), candle_nn::VarBuilder::from_tensors(ck.load_tensors(&Device::Cpu).unwrap(), DType::F32, &Device::Cpu)).unwrap();
+        let mut rng = step_rng(5, 0);
+        let x = sample_batch(&val, &TrainConfig::tiny(), &mut rng, &Device::Cpu).unwrap();
+        let t = Tensor::full(0.7f32, x.dim(0).unwrap(), &Device::Cpu).unwrap();
+        let z = Tensor::ones((x.dim(0).unwrap(), x.dim(1).unwrap(), TrainConfig::tiny().model.ar.dim), DType::F32, &Device::Cpu).unwrap();
+        let inp = DecoderInput { x_t: &x, t: &t, z: &z, x_sc: Some(&x), len: x.dim(1).unwrap() };
+        let (a, b) = (old.decoder.forward(&inp).unwrap(), grown.model().decoder.forward(&inp).unwrap());
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-6, "grown model differs at step 0 by {diff}");
     }
 
     #[test]

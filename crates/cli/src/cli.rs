@@ -174,6 +174,10 @@ pub(crate) struct EvalBackbonesArgs {
     /// TM-score to any reference).
     #[arg(long, value_name = "DATASET")]
     pub(crate) reference: Option<PathBuf>,
+    /// Novelty by exact TM-align against every reference (about 2.7x slower). The default
+    /// screens all references with a reduced TM-align and re-aligns the best 8 exactly.
+    #[arg(long, requires = "reference")]
+    pub(crate) novelty_exhaustive: bool,
     /// Skip the all-vs-all TM-align diversity computation (it is quadratic in the number of files).
     #[arg(long)]
     pub(crate) no_diversity: bool,

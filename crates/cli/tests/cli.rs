@@ -67,6 +67,16 @@ fn eval_backbones_reference_folder_gives_novelty() {
     let v = json_of(protforge().args(["eval", "backbones"]).arg(examples()).arg("--reference").arg(examples()).arg("--json"));
     let m = v["median_max_tm_to_reference"].as_f64().unwrap();
     assert!((m - 1.0).abs() < 1e-6, "{v}");
+    let v = json_of(
+        protforge()
+            .args(["eval", "backbones"])
+            .arg(examples())
+            .arg("--reference")
+            .arg(examples())
+            .args(["--novelty-exhaustive", "--no-diversity", "--json"]),
+    );
+    let m = v["median_max_tm_to_reference"].as_f64().unwrap();
+    assert!((m - 1.0).abs() < 1e-6, "exhaustive: {v}");
 }
 
 #[test]

@@ -139,7 +139,12 @@ pub(crate) fn backbones_cmd(args: &EvalBackbonesArgs, json: bool, printer: &Prin
         Some(reference) => {
             let refs = reference_traces(reference, printer)?;
             let spin = printer.spinner(&format!("novelty: {} structures against {} references", traces.len(), refs.len()));
-            let novelty = diversity::novelty(&traces, &refs).context("novelty")?;
+            let search = if args.novelty_exhaustive {
+                diversity::NoveltySearch::Exhaustive
+            } else {
+                diversity::NoveltySearch::default()
+            };
+            let novelty = diversity::novelty_with(&traces, &refs, search).context("novelty")?;
             spin.finish_and_clear();
             Some(novelty)
         }

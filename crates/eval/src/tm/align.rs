@@ -2,7 +2,8 @@
 //! refined by iterated TM-score DP, then the final superposition search and scoring.
 //!
 //! Follows the control flow of the `TMalign` program (version 20190822) without its options:
-//! `x` is Chain_1 (moved), `y` is Chain_2 (fixed).
+//! `x` is Chain_1 (moved), `y` is Chain_2 (fixed). [`Effort`] selects the full schedule or the
+//! reduced one of `TMalign -fast` (same stages, coarser strides and fewer refinement rounds).
 
 use protforge_se3::Vec3;
 
@@ -10,6 +11,71 @@ use super::dp::Dp;
 use super::initial;
 use super::kernel::{FastBufs, ScoreSpec, SearchBufs, Xform, superposed_rmsd, tm_search};
 use super::params::{GAP_OPEN, SearchParams, d0_of, d0_search_of};
+
+/// How thoroughly [`run`] searches. [`Effort::EXACT`] is the schedule of the `TMalign`
+/// program; [`Effort::FAST`] that of its `-fast` option (the TMalign/US-align source,
+/// `fast_opt`): every stage still runs, on a coarser grid and with fewer refinement rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Effort {
+    /// Offset stride of gapless threading (initial alignment 1): 1, fast 5.
+    pub(crate) gapless_stride: usize,
+    /// Rounds (per gap penalty) of the DP ↔ superposition iteration after initial alignments
+    /// 1, 2 and 4: 30, fast 2 (alignments 3 and 5 always use 2).
+    pub(crate) dp_rounds: usize,
+    /// Factor on the fragment-start jumps of local superposition (initial alignment 3): 1,
+    /// fast 5.
+    pub(crate) local_jump_factor: usize,
+    /// Local superposition: run the DP only for this many seeds, those with the highest
+    /// neighbour-grid proxy score (`None`: every seed, as TMalign).
+    pub(crate) local_keep: Option<usize>,
+    /// Shortest continuous fragment sought by fragment threading (initial alignment 5): 4,
+    /// fast 8; threading offsets need an overlap of at least one residue less.
+    pub(crate) min_fragment: usize,
+    /// Offset stride of fragment threading when the threaded fragment is cut from `x`: 1,
+    /// fast 3 (TMalign keeps stride 1 for a fragment of `y`; so do we).
+    pub(crate) fragment_stride: usize,
+    /// Seed stride of the superposition search that fixes the final alignment's superposition
+    /// (the pairs within `score_d8` are chosen under it): 1, fast 40. The final TM-scores are
+    /// always searched with stride 1.
+    pub(crate) final_seed_stride: usize,
+}
+
+impl Effort {
+    /// The schedule of the `TMalign` program.
+    pub(crate) const EXACT: Self = Self {
+        gapless_stride: 1,
+        dp_rounds: 30,
+        local_jump_factor: 1,
+        local_keep: None,
+        min_fragment: 4,
+        fragment_stride: 1,
+        final_seed_stride: 1,
+    };
+    /// The schedule of `TMalign -fast`.
+    pub(crate) const FAST: Self = Self {
+        gapless_stride: 5,
+        dp_rounds: 2,
+        local_jump_factor: 5,
+        local_keep: None,
+        min_fragment: 8,
+        fragment_stride: 3,
+        final_seed_stride: 40,
+    };
+    /// [`Self::FAST`] with the local-superposition seeds of [`Self::EXACT`] (its sparse grid
+    /// misses the seeds of many twilight-zone hits), of which only the 4 best by the
+    /// neighbour proxy get the DP.
+    pub(crate) const SCREEN: Self = Self { local_jump_factor: 1, local_keep: Some(4), ..Self::FAST };
+}
+
+/// Which final TM-scores [`run`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// Both normalisations (`tm_x` and `tm_y`), as TMalign prints them.
+    Both,
+    /// Only `tm_x`; `tm_y` and `d0_y` are NaN and `xform` maximises `tm_x` (one fewer
+    /// exhaustive superposition search).
+    XOnly,
+}
 
 /// Raw output of [`run`].
 #[derive(Debug)]
@@ -95,8 +161,9 @@ impl Aligner<'_> {
     }
 }
 
-/// Align `x` onto `y`. Both must have at least 3 points (checked by the caller).
-pub(crate) fn run(x: &[Vec3], y: &[Vec3]) -> RawAlign {
+/// Align `x` onto `y` with the search schedule `effort`. Both must have at least 3 points
+/// (checked by the caller).
+pub(crate) fn run(x: &[Vec3], y: &[Vec3], effort: &Effort, report: Report) -> RawAlign {
     let p = SearchParams::new(x.len(), y.len());
     let mut a = Aligner {
         x,
@@ -113,9 +180,10 @@ pub(crate) fn run(x: &[Vec3], y: &[Vec3]) -> RawAlign {
     let both_gaps = [GAP_OPEN, 0.0];
 
     // 1. Gapless threading.
-    let mut best_map = initial::gapless(x, y, &p, &mut a.fast);
+    let rounds = effort.dp_rounds;
+    let mut best_map = initial::gapless(x, y, &p, effort.gapless_stride, &mut a.fast);
     let (mut tm_max, xf) = a.detailed_search(&best_map, 40);
-    let (tm, map) = a.dp_iter(xf, &both_gaps, 30);
+    let (tm, map) = a.dp_iter(xf, &both_gaps, rounds);
     consider(tm, map, &mut tm_max, &mut best_map);
 
     // 2. Secondary structure.
@@ -125,12 +193,12 @@ pub(crate) fn run(x: &[Vec3], y: &[Vec3]) -> RawAlign {
     let (tm, xf) = a.detailed_search(&map, 40);
     consider(tm, map, &mut tm_max, &mut best_map);
     if tm > tm_max * 0.2 {
-        let (tm, map) = a.dp_iter(xf, &both_gaps, 30);
+        let (tm, map) = a.dp_iter(xf, &both_gaps, rounds);
         consider(tm, map, &mut tm_max, &mut best_map);
     }
 
     // 3. Local superposition.
-    if let Some(map) = initial::local_superposition(x, y, &p, &mut a.dp, &mut a.fast) {
+    if let Some(map) = initial::local_superposition(x, y, &p, effort.local_jump_factor, effort.local_keep, &mut a.dp, &mut a.fast) {
         let (tm, xf) = a.detailed_search(&map, 40);
         consider(tm, map, &mut tm_max, &mut best_map);
         if tm > tm_max * ddcc {
@@ -144,12 +212,12 @@ pub(crate) fn run(x: &[Vec3], y: &[Vec3]) -> RawAlign {
     let (tm, xf) = a.detailed_search(&map, 40);
     consider(tm, map, &mut tm_max, &mut best_map);
     if tm > tm_max * ddcc {
-        let (tm, map) = a.dp_iter(xf, &both_gaps, 30);
+        let (tm, map) = a.dp_iter(xf, &both_gaps, rounds);
         consider(tm, map, &mut tm_max, &mut best_map);
     }
 
     // 5. Fragment gapless threading.
-    let map = initial::fragment_threading(x, y, &p, &mut a.fast);
+    let map = initial::fragment_threading(x, y, &p, effort.min_fragment, effort.fragment_stride, &mut a.fast);
     let (tm, xf) = a.detailed_search(&map, 40);
     consider(tm, map, &mut tm_max, &mut best_map);
     if tm > tm_max * ddcc {
@@ -157,7 +225,7 @@ pub(crate) fn run(x: &[Vec3], y: &[Vec3]) -> RawAlign {
         consider(tm, map, &mut tm_max, &mut best_map);
     }
 
-    finish(&mut a, &best_map)
+    finish(&mut a, &best_map, effort.final_seed_stride, report)
 }
 
 /// Keep `map` as the best alignment if `tm` beats `tm_max`.
@@ -168,11 +236,12 @@ fn consider(tm: f64, map: Vec<Option<usize>>, tm_max: &mut f64, best_map: &mut V
     }
 }
 
-/// Final stage: exhaustive superposition search on the chosen alignment, drop pairs beyond
-/// `score_d8`, then the TM-score normalised by each chain with its own d0.
-fn finish(a: &mut Aligner<'_>, best_map: &[Option<usize>]) -> RawAlign {
+/// Final stage: superposition search on the chosen alignment (seeds every `seed_stride`),
+/// drop pairs beyond `score_d8`, then the TM-score normalised by each chain (or by `x` only)
+/// with its own d0 (exhaustive search, stride 1).
+fn finish(a: &mut Aligner<'_>, best_map: &[Option<usize>], seed_stride: usize, report: Report) -> RawAlign {
     let (x, y) = (a.x, a.y);
-    let (_, xf) = a.detailed_search(best_map, 1);
+    let (_, xf) = a.detailed_search(best_map, seed_stride);
     let d8sq = a.p.score_d8 * a.p.score_d8;
     let pairs: Vec<(usize, usize)> = best_map
         .iter()
@@ -190,7 +259,10 @@ fn finish(a: &mut Aligner<'_>, best_map: &[Option<usize>]) -> RawAlign {
         let (tm, xf) = tm_search(&xtm, &ytm, 1, d0_search_of(d0), &spec, &mut a.search);
         (tm.max(0.0), d0, xf)
     };
-    let (tm_y, d0_y, xform) = final_score(y.len());
-    let (tm_x, d0_x, _) = final_score(x.len());
+    let (tm_x, d0_x, xform_x) = final_score(x.len());
+    let (tm_y, d0_y, xform) = match report {
+        Report::Both => final_score(y.len()),
+        Report::XOnly => (f64::NAN, f64::NAN, xform_x),
+    };
     RawAlign { tm_x, tm_y, d0_x, d0_y, rmsd, pairs, xform }
 }

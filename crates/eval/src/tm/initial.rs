@@ -48,9 +48,10 @@ pub(crate) fn ca_secondary_structure(x: &[Vec3]) -> Vec<u8> {
         .collect()
 }
 
-/// Initial alignment 1: gapless threading. Every diagonal offset with an overlap of at least
-/// `max(min(Lx, Ly)/2, 5)` residues is scored with [`score_fast`]; the best (last on ties) wins.
-pub(crate) fn gapless(x: &[Vec3], y: &[Vec3], p: &SearchParams, fast: &mut FastBufs) -> Vec<Option<usize>> {
+/// Initial alignment 1: gapless threading. Every `stride`-th diagonal offset (from the first)
+/// with an overlap of at least `max(min(Lx, Ly)/2, 5)` residues is scored with
+/// [`score_fast`]; the best (last on ties) wins.
+pub(crate) fn gapless(x: &[Vec3], y: &[Vec3], p: &SearchParams, stride: usize, fast: &mut FastBufs) -> Vec<Option<usize>> {
     let (lx, ly) = (x.len() as i64, y.len() as i64);
     let min_ali = (lx.min(ly) / 2).max(5);
     let (k_lo, k_hi) = (min_ali - ly, lx - min_ali);
@@ -59,7 +60,7 @@ pub(crate) fn gapless(x: &[Vec3], y: &[Vec3], p: &SearchParams, fast: &mut FastB
     };
     let mut best = -1.0;
     let mut best_k = k_lo;
-    for k in k_lo..=k_hi {
+    for k in (k_lo..=k_hi).step_by(stride.max(1)) {
         let y2x = map(k);
         let s = score_fast(x, y, &y2x, p.d0, p.d0_search, fast);
         if s >= best {
@@ -99,13 +100,20 @@ pub(crate) fn distance_row(xt_i: &Vec3, y: &[Vec3], d02: f64, row: &mut [f64]) {
 
 /// Initial alignment 3 (TMalign's `get_initial5`): local superposition. Fragments of 20 and
 /// of 100 residues (capped at a third and a half of the shorter chain) taken every
-/// 15–45 residues (by chain length) of each chain are superposed pairwise; each superposition
-/// seeds a gap-free-penalty DP on `1/(1 + d²/d01²)` with `d01 = d0 + 1.5`, and the alignment
-/// with the best [`score_fast`] is kept. `None` if no alignment scored above 0.
+/// 15–45 residues (by chain length, at most a third of it; times `jump_factor`) of each chain
+/// are superposed pairwise; each superposition seeds a gap-free-penalty DP on
+/// `1/(1 + d²/d01²)` with `d01 = d0 + 1.5`, and the alignment with the best [`score_fast`] is
+/// kept. `None` if no alignment scored above 0.
+///
+/// With `keep = Some(m)`, only the `m` seeds with the highest [`NeighbourGrid::proxy`] (an
+/// order-free upper estimate of the DP score, `O(Lx)` per seed instead of `O(Lx·Ly)`) get the
+/// DP, in their original order; `None` runs the DP for every seed (TMalign).
 pub(crate) fn local_superposition(
     x: &[Vec3],
     y: &[Vec3],
     p: &SearchParams,
+    jump_factor: usize,
+    keep: Option<usize>,
     dp: &mut Dp,
     fast: &mut FastBufs,
 ) -> Option<Vec<Option<usize>>> {
@@ -122,33 +130,132 @@ pub(crate) fn local_superposition(
         } else {
             15
         };
-        j.min(len / 3).max(1)
+        j.min(len / 3).max(1) * jump_factor.max(1)
     };
     let (jx, jy) = (jump(lx), jump(ly));
     let short = lx.min(ly);
     let frags = [20.min(short / 3), 100.min(short / 2)];
-    let mut best_score = 0.0;
-    let mut best = None;
-    let mut y2x = Vec::new();
-    let mut xt = Vec::new();
+    let mut seeds: Vec<(usize, usize, usize)> = Vec::new();
     for frag in frags {
         if frag == 0 {
             continue;
         }
         for i in (0..=lx - frag).step_by(jx) {
             for j in (0..=ly - frag).step_by(jy) {
-                let xf = superpose((0..frag).map(|k| (x[i + k], y[j + k])));
-                xf.apply_all(x, &mut xt);
-                dp.align(lx, ly, 0.0, |a, row| distance_row(&xt[a], y, d02, row), &mut y2x);
-                let s = score_fast(x, y, &y2x, p.d0, p.d0_search, fast);
-                if s > best_score {
-                    best_score = s;
-                    best = Some(y2x.clone());
-                }
+                seeds.push((frag, i, j));
             }
         }
     }
+    let seed_xf = |&(frag, i, j): &(usize, usize, usize)| superpose((0..frag).map(|k| (x[i + k], y[j + k])));
+    let mut xfs: Vec<_> = seeds.iter().map(seed_xf).collect();
+    if let Some(m) = keep.filter(|&m| m < seeds.len()) {
+        let grid = NeighbourGrid::new(y, 2.0 * d01);
+        let proxies: Vec<f64> = xfs.iter().map(|xf| grid.proxy(x, xf, d02)).collect();
+        let mut rank: Vec<usize> = (0..seeds.len()).collect();
+        rank.sort_by(|&a, &b| proxies[b].total_cmp(&proxies[a]).then(a.cmp(&b)));
+        rank.truncate(m);
+        rank.sort_unstable();
+        xfs = rank.iter().map(|&k| xfs[k]).collect();
+    }
+    let mut best_score = 0.0;
+    let mut best = None;
+    let mut y2x = Vec::new();
+    let mut xt = Vec::new();
+    for xf in &xfs {
+        xf.apply_all(x, &mut xt);
+        dp.align(lx, ly, 0.0, |a, row| distance_row(&xt[a], y, d02, row), &mut y2x);
+        let s = score_fast(x, y, &y2x, p.d0, p.d0_search, fast);
+        if s > best_score {
+            best_score = s;
+            best = Some(y2x.clone());
+        }
+    }
     best
+}
+
+/// Uniform grid over the points of a chain for neighbour look-ups within `cell` Å.
+pub(crate) struct NeighbourGrid<'a> {
+    points: &'a [Vec3],
+    origin: Vec3,
+    cell: f64,
+    dims: [usize; 3],
+    /// `start[c]..start[c + 1]` indexes `items` for cell `c`.
+    start: Vec<usize>,
+    items: Vec<usize>,
+}
+
+impl<'a> NeighbourGrid<'a> {
+    pub(crate) fn new(points: &'a [Vec3], cell: f64) -> Self {
+        let cell = cell.max(1.0);
+        let mut lo = Vec3::repeat(f64::INFINITY);
+        let mut hi = Vec3::repeat(f64::NEG_INFINITY);
+        for p in points {
+            lo = lo.inf(p);
+            hi = hi.sup(p);
+        }
+        let dim = |k: usize| (((hi[k] - lo[k]) / cell).floor() as usize + 1).min(1 << 10);
+        let dims = [dim(0), dim(1), dim(2)];
+        let index = |p: &Vec3| -> usize {
+            let c = |k: usize| (((p[k] - lo[k]) / cell) as usize).min(dims[k] - 1);
+            (c(2) * dims[1] + c(1)) * dims[0] + c(0)
+        };
+        let n_cells = dims[0] * dims[1] * dims[2];
+        let mut start = vec![0usize; n_cells + 1];
+        for p in points {
+            start[index(p) + 1] += 1;
+        }
+        for c in 0..n_cells {
+            start[c + 1] += start[c];
+        }
+        let mut fill = start.clone();
+        let mut items = vec![0usize; points.len()];
+        for (k, p) in points.iter().enumerate() {
+            let c = index(p);
+            items[fill[c]] = k;
+            fill[c] += 1;
+        }
+        Self { points, origin: lo, cell, dims, start, items }
+    }
+
+    /// Smallest squared distance (Å²) from `q` to a point within one cell's reach (the 27
+    /// cells around `q`), if any.
+    fn nearest_d2(&self, q: &Vec3) -> Option<f64> {
+        let mut best: Option<f64> = None;
+        let mut c = [0i64; 3];
+        for (k, ck) in c.iter_mut().enumerate() {
+            *ck = ((q[k] - self.origin[k]) / self.cell).floor() as i64;
+            if *ck < -1 || *ck > self.dims[k] as i64 {
+                return None;
+            }
+        }
+        let range = |k: usize| (c[k] - 1).max(0)..=(c[k] + 1).min(self.dims[k] as i64 - 1);
+        for cz in range(2) {
+            for cy in range(1) {
+                for cx in range(0) {
+                    let cell = ((cz as usize) * self.dims[1] + cy as usize) * self.dims[0] + cx as usize;
+                    for &k in &self.items[self.start[cell]..self.start[cell + 1]] {
+                        let d2 = (self.points[k] - q).norm_squared();
+                        if best.is_none_or(|b| d2 < b) {
+                            best = Some(d2);
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    #[cfg(test)]
+    pub(crate) fn nearest_d2_for_tests(&self, q: &Vec3) -> Option<f64> {
+        self.nearest_d2(q)
+    }
+
+    /// `Σᵢ maxⱼ 1/(1 + |xf(xᵢ) − yⱼ|²/d02)` over neighbours within reach: an estimate (from
+    /// above, up to the far pairs it ignores) of the gap-free DP score under `xf`, without the
+    /// order constraint.
+    pub(crate) fn proxy(&self, x: &[Vec3], xf: &super::kernel::Xform, d02: f64) -> f64 {
+        x.iter().filter_map(|p| self.nearest_d2(&xf.apply(p))).map(|d2| d02 / (d02 + d2)).sum()
+    }
 }
 
 /// Initial alignment 4 (TMalign's `get_initial_ssplus`): superpose on the best alignment so
@@ -186,11 +293,11 @@ pub(crate) fn by_superposition_and_ss(
 }
 
 /// The longest run of consecutive residues whose CA–CA distance is below `dcu` (TMalign's
-/// `find_max_frag`); `dcu` grows by 10 % until the run has at least `min(L/3, 4)` residues.
-/// Returns `(start, end)` inclusive.
-fn longest_continuous_run(x: &[Vec3], dcu0: f64) -> (usize, usize) {
+/// `find_max_frag`); `dcu` grows by 10 % until the run has at least `min(L/3, min_fragment)`
+/// residues. Returns `(start, end)` inclusive.
+fn longest_continuous_run(x: &[Vec3], dcu0: f64, min_fragment: usize) -> (usize, usize) {
     let n = x.len();
-    let r_min = (n / 3).min(4);
+    let r_min = (n / 3).min(min_fragment);
     let mut cut2 = dcu0 * dcu0;
     let mut relax = 0;
     let (mut best_start, mut best_end) = (0, 0);
@@ -245,15 +352,25 @@ enum FragmentOf {
     Y,
 }
 
+/// How [`thread_fragment`] scans offsets, and the search parameters it scores with.
+#[derive(Clone, Copy)]
+struct Threading {
+    p: SearchParams,
+    /// Offsets must overlap at least `max(min(L_frag, L_other)/2.5, min_overlap)` residues.
+    min_overlap: i64,
+    /// Every `stride`-th offset (from the first) when the fragment is cut from `x`; a fragment
+    /// of `y` is threaded at every offset (as TMalign).
+    stride: usize,
+}
+
 /// Gapless threading of a fragment (residue indices `frag` of chain `of`) along all of the
-/// other chain, at every offset `k` that overlaps at least `max(min(L_frag, L_other)/2.5, 3)`
-/// residues; updates `best` (the last of equal scores wins).
+/// other chain, at the offsets `k` of `scan`; updates `best` (the last of equal scores wins).
 fn thread_fragment(
     x: &[Vec3],
     y: &[Vec3],
     frag: &[usize],
     of: FragmentOf,
-    p: &SearchParams,
+    scan: Threading,
     fast: &mut FastBufs,
     best: &mut (f64, Vec<Option<usize>>),
 ) {
@@ -262,11 +379,11 @@ fn thread_fragment(
         FragmentOf::X => y.len(),
         FragmentOf::Y => x.len(),
     } as i64;
-    let min_ali = ((l_frag.min(l_other) as f64 / 2.5) as i64).max(3);
+    let min_ali = ((l_frag.min(l_other) as f64 / 2.5) as i64).max(scan.min_overlap);
     // Offsets k pair position j of the y side with position j + k of the x side.
     let offsets = match of {
-        FragmentOf::X => (min_ali - l_other)..=(l_frag - min_ali),
-        FragmentOf::Y => (min_ali - l_frag)..=(l_other - min_ali),
+        FragmentOf::X => ((min_ali - l_other)..=(l_frag - min_ali)).step_by(scan.stride.max(1)),
+        FragmentOf::Y => ((min_ali - l_frag)..=(l_other - min_ali)).step_by(1),
     };
     let mut y2x = vec![None; y.len()];
     for k in offsets {
@@ -287,7 +404,7 @@ fn thread_fragment(
                 }
             }
         }
-        let s = score_fast(x, y, &y2x, p.d0, p.d0_search, fast);
+        let s = score_fast(x, y, &y2x, scan.p.d0, scan.p.d0_search, fast);
         if s >= best.0 {
             best.0 = s;
             best.1.clone_from(&y2x);
@@ -296,11 +413,21 @@ fn thread_fragment(
 }
 
 /// Initial alignment 5 (TMalign's `get_initial_fgt`): gapless threading of the longest
-/// continuous fragment of the chain whose fragment is shorter along the other chain.
-pub(crate) fn fragment_threading(x: &[Vec3], y: &[Vec3], p: &SearchParams, fast: &mut FastBufs) -> Vec<Option<usize>> {
+/// continuous fragment (sought down to `min_fragment` residues) of the chain whose fragment
+/// is shorter along the other chain; offsets need an overlap of `min_fragment − 1` residues
+/// and a fragment of `x` is threaded every `stride` offsets.
+pub(crate) fn fragment_threading(
+    x: &[Vec3],
+    y: &[Vec3],
+    p: &SearchParams,
+    min_fragment: usize,
+    stride: usize,
+    fast: &mut FastBufs,
+) -> Vec<Option<usize>> {
     let (lx, ly) = (x.len(), y.len());
-    let (xs, xe) = longest_continuous_run(x, p.dcu0);
-    let (ys, ye) = longest_continuous_run(y, p.dcu0);
+    let scan = Threading { p: *p, min_overlap: min_fragment.saturating_sub(1) as i64, stride };
+    let (xs, xe) = longest_continuous_run(x, p.dcu0, min_fragment);
+    let (ys, ye) = longest_continuous_run(y, p.dcu0, min_fragment);
     let (fx, fy) = (xe - xs + 1, ye - ys + 1);
     let l_fr = fx.min(fy);
     let mut best = (-1.0, vec![None; ly]);
@@ -309,10 +436,10 @@ pub(crate) fn fragment_threading(x: &[Vec3], y: &[Vec3], p: &SearchParams, fast:
         // Symmetric case: thread both fragments, keep the better.
         let mut frag: Vec<usize> = (xs..xs + l_fr).collect();
         trim_if_whole(&mut frag, lx);
-        thread_fragment(x, y, &frag, FragmentOf::X, p, fast, &mut best);
+        thread_fragment(x, y, &frag, FragmentOf::X, scan, fast, &mut best);
         let mut frag: Vec<usize> = (ys..ys + fy).collect();
         trim_if_whole(&mut frag, lx);
-        thread_fragment(x, y, &frag, FragmentOf::Y, p, fast, &mut best);
+        thread_fragment(x, y, &frag, FragmentOf::Y, scan, fast, &mut best);
         return best.1;
     }
     let of = if fx < fy || (fx == fy && lx < ly) { FragmentOf::X } else { FragmentOf::Y };
@@ -322,7 +449,7 @@ pub(crate) fn fragment_threading(x: &[Vec3], y: &[Vec3], p: &SearchParams, fast:
     };
     let mut frag: Vec<usize> = (start..start + l_fr).collect();
     trim_if_whole(&mut frag, lx.min(ly));
-    thread_fragment(x, y, &frag, of, p, fast, &mut best);
+    thread_fragment(x, y, &frag, of, scan, fast, &mut best);
     best.1
 }
 
@@ -360,6 +487,6 @@ mod tests {
         for p in &mut x[12..] {
             p.x += 10.0; // chain break between 11 and 12
         }
-        assert_eq!(longest_continuous_run(&x, 4.25), (0, 11));
+        assert_eq!(longest_continuous_run(&x, 4.25, 4), (0, 11));
     }
 }

@@ -349,6 +349,11 @@ pub(crate) struct SamplingArgs {
     /// Samples of one length run through the network together in groups of this size.
     #[arg(long, default_value_t = 4)]
     pub(crate) batch_size: usize,
+    /// Write the raw sampled CA trace. By default each trace is idealised first: the least
+    /// movement that makes CA–CA bonds 3.80 Å, CA(i)–CA(i+2) >= 4.9 Å and other CA pairs
+    /// >= 4.0 Å apart (motif residues stay fixed); the manifest records how far it moved.
+    #[arg(long)]
+    pub(crate) no_idealize: bool,
 }
 
 /// `protforge scaffold` arguments.

@@ -27,6 +27,14 @@ fn json_of(cmd: &mut Command) -> serde_json::Value {
 
 /// A failing command must exit 1 with exactly one stderr line that names `needle` (the file)
 /// and contains `problem`, and never a panic or backtrace.
+/// CA coordinates (Å) of the ATOM records of a PDB text, in file order.
+fn ca_coords(pdb: &str) -> Vec<[f64; 3]> {
+    pdb.lines()
+        .filter(|l| l.starts_with("ATOM") && l.get(12..16) == Some(" CA "))
+        .map(|l| [30, 38, 46].map(|c| l[c..c + 8].trim().parse::<f64>().unwrap()))
+        .collect()
+}
+
 fn assert_one_line_error(cmd: &mut Command, needle: &str, problem: &str) {
     let output = cmd.output().expect("runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -322,6 +330,20 @@ fn train_tiny_par_then_generate_reproducibly() {
     }
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["samples"].as_array().unwrap().len(), 3);
+    // Samples of this barely trained model are idealised: every CA–CA bond is 3.80 Å.
+    for (i, s) in manifest["samples"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(s["idealize"]["converged"], true, "{s}");
+        let ca = ca_coords(&std::fs::read_to_string(a.join(format!("sample_{i}.pdb"))).unwrap());
+        for w in ca.windows(2) {
+            let d = ((w[1][0] - w[0][0]).powi(2) + (w[1][1] - w[0][1]).powi(2) + (w[1][2] - w[0][2]).powi(2)).sqrt();
+            assert!((d - 3.8).abs() < 0.02, "sample {i}: CA-CA {d}");
+        }
+    }
+    let raw = d.join("raw");
+    generate(&raw, &["--no-idealize"]);
+    let m_raw: serde_json::Value = serde_json::from_slice(&std::fs::read(raw.join("manifest.json")).unwrap()).unwrap();
+    assert!(m_raw["samples"][0].get("idealize").is_none());
+    assert_ne!(std::fs::read(raw.join("sample_0.pdb")).unwrap(), std::fs::read(a.join("sample_0.pdb")).unwrap());
     assert_eq!(manifest["weights_sha256"].as_str().unwrap().len(), 64);
     // Existing outputs are not overwritten without --force.
     assert_one_line_error(
@@ -376,6 +398,7 @@ fn train_tiny_par_then_generate_reproducibly() {
         assert_eq!(s["motif_input_residues"].as_array().unwrap().len(), 10);
         assert_eq!(s["motif_input_residues"][0], "A10");
         assert!(s["motif_ca_rmsd"].as_f64().unwrap() >= 0.0);
+        assert_eq!(s["idealize"]["converged"], true, "{s}");
         let design = s["motif_design_residues"].as_array().unwrap();
         let first = design[0].as_u64().unwrap();
         assert!((4..=7).contains(&first), "{s}");

@@ -7,6 +7,7 @@
 
 pub mod backbone;
 pub mod error;
+pub mod idealize;
 pub mod io;
 pub mod rebuild;
 pub mod residue;

@@ -11,6 +11,7 @@ use protforge_nn::Checkpoint;
 use protforge_par::ParConfig;
 use protforge_par::model::ParModel;
 use protforge_par::sampler::{Conditioning, SampleOptions, first_scale_size, sample_ca_conditioned};
+use protforge_structure::idealize::{IdealizeParams, IdealizeReport, idealize_ca};
 use protforge_structure::{Backbone, residue};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,9 @@ struct SampleRecord {
     length: usize,
     seed: u64,
     atoms: BackboneKind,
+    /// CA-trace idealisation (absent with --no-idealize).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idealize: Option<IdealizeReport>,
 }
 
 #[derive(Serialize)]
@@ -82,6 +86,20 @@ pub(crate) fn sample_options(args: &SamplingArgs) -> anyhow::Result<SampleOption
         }
     }
     Ok(opts)
+}
+
+/// Idealise a sampled CA trace (Å) unless `enabled` is false; `fixed` marks residues that must
+/// not move (empty: none). See `protforge_structure::idealize`.
+pub(crate) fn idealize_trace(ca: Vec<[f32; 3]>, fixed: &[bool], enabled: bool) -> anyhow::Result<(Vec<[f32; 3]>, Option<IdealizeReport>)> {
+    if !enabled {
+        return Ok((ca, None));
+    }
+    let pts: Vec<protforge_se3::Vec3> = ca.iter().map(|p| protforge_se3::Vec3::new(p[0].into(), p[1].into(), p[2].into())).collect();
+    let (out, report) = idealize_ca(&pts, fixed, &IdealizeParams::default())?;
+    // Narrowing back to the f32 coordinates of the structure types.
+    #[allow(clippy::cast_possible_truncation)]
+    let ca = out.iter().map(|p| [p.x as f32, p.y as f32, p.z as f32]).collect();
+    Ok((ca, Some(report)))
 }
 
 /// Turn a generated CA trace into the backbone to write: CA only, or N/CA/C/O rebuilt. A
@@ -182,11 +200,12 @@ pub(crate) fn run(args: &GenerateArgs, global: &GlobalArgs, printer: &Printer) -
         let traces = sample_ca_conditioned(&model, *len, idx.len(), &opts, &cond, &mut PerSampleNoise(&mut rngs), &device)
             .with_context(|| format!("sampling length {len}"))?;
         for ((&i, seed), ca) in idx.iter().zip(seeds).zip(traces) {
+            let (ca, idealize) = idealize_trace(ca, &[], !args.sampling.no_idealize)?;
             let bb = Backbone::from_ca(&ca, Some(vec![residue::aatype_from_one('G'); ca.len()]));
             let name = file_of(i);
             let (bb, atoms) = finish_backbone(bb, args.sampling.backbone, &name, &|m| bar.suspend(|| printer.warn(m)));
             protforge_structure::write_pdb(&args.out.join(&name), &bb)?;
-            records.push(SampleRecord { index: i, file: name, length: *len, seed, atoms });
+            records.push(SampleRecord { index: i, file: name, length: *len, seed, atoms, idealize });
             bar.inc(1);
         }
     }

@@ -1,6 +1,6 @@
 //! `protforge scaffold`: zero-shot motif scaffolding with PAR.
 
-use super::generate::{finish_backbone, load_par, parse_shard, sample_options};
+use super::generate::{finish_backbone, idealize_trace, load_par, parse_shard, sample_options};
 use crate::cli::{BackboneKind, GlobalArgs, ScaffoldArgs};
 use crate::printer::Printer;
 use anyhow::{Context, bail};
@@ -12,6 +12,7 @@ use protforge_par::problem::parse_length_range;
 use protforge_par::sampler::{Conditioning, SampleOptions, sample_ca_conditioned};
 use protforge_par::{Contig, MotifGuide, MotifProblem};
 use protforge_se3::{Vec3, kabsch};
+use protforge_structure::idealize::IdealizeReport;
 use protforge_structure::{Backbone, residue};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,9 @@ struct SampleRecord {
     motif_ca_rmsd: f64,
     /// Whether the input motif's atoms were written over the generated motif (--fix-motif).
     fixed_motif: bool,
+    /// CA-trace idealisation of the scaffold (motif residues fixed; absent with --no-idealize).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idealize: Option<IdealizeReport>,
     atoms: BackboneKind,
 }
 
@@ -209,6 +213,11 @@ pub(crate) fn run(args: &ScaffoldArgs, global: &GlobalArgs, printer: &Printer) -
             .with_context(|| format!("sampling length {len}"))?;
         for (&i, ca) in batch.iter().zip(traces) {
             let (seed, _, placement, guide) = &plans[i];
+            let mut fixed = vec![false; len];
+            for (pos, _) in placement.motif_pairs() {
+                fixed[pos] = true;
+            }
+            let (ca, idealize) = idealize_trace(ca, &fixed, !args.sampling.no_idealize)?;
             let rmsd = guide.rmsd(&ca)?;
             let mut aatype = vec![residue::aatype_from_one('G'); len];
             let mut input_res = Vec::new();
@@ -247,6 +256,7 @@ pub(crate) fn run(args: &ScaffoldArgs, global: &GlobalArgs, printer: &Printer) -
                 motif_design_residues: design_res,
                 motif_ca_rmsd: rmsd,
                 fixed_motif: args.fix_motif,
+                idealize,
                 atoms,
             });
             bar.inc(1);

@@ -22,4 +22,7 @@ pub enum FlowError {
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// An error from the SE(3) layer (IGSO(3) tables, batched frames).
+    #[error(transparent)]
+    Se3(#[from] protforge_se3::Se3Error),
 }

@@ -8,6 +8,7 @@
 //!   causal and block-causal masks; KV cache; 1-D/2-D RoPE with fractional positions.
 //! - [`block`]: a pre-norm (optionally AdaLN-Zero conditioned) attention + SwiGLU block.
 //! - [`init`]: seeded, reproducible re-initialisation of a `VarMap`.
+//! - [`ipa`]: Invariant Point Attention and the backbone update (AlphaFold2 Alg. 22, 23).
 //! - [`train`]: AdamW with checkpointable state, gradient clipping, LR schedules, EMA,
 //!   training-state directories with exact resume, and a "does every parameter get a
 //!   gradient" check.
@@ -21,6 +22,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod error;
 pub mod init;
+pub mod ipa;
 pub mod layers;
 pub mod train;
 

@@ -1,0 +1,662 @@
+//! The STAR-MD network (Shoghi et al. 2026, arXiv 2602.02128, §3): per-frame Invariant Point
+//! Attention plus joint spatio-temporal attention over (residue, frame) tokens, block-causal
+//! over frames, conditioned by AdaLN on the diffusion time and the log physical stride, and
+//! predicting the clean backbone frames of noisy frames (the SE(3) scores follow from them,
+//! FrameDiff §4).
+//!
+//! **Tokens.** Every (residue, frame) token starts from a learned amino-acid embedding plus a
+//! projection of the initial frame's backbone dihedrals (the conditioning that replaces the
+//! paper's frozen OpenFold features) plus a learned role embedding (history or noisy frame).
+//! IPA is biased by static pair features: a relative-position embedding and Gaussian radial
+//! basis functions of the initial frame's CA–CA distances.
+//!
+//! **Block** (× `blocks`): AdaLN-Zero → IPA per frame; `st_layers` × (AdaLN-Zero → joint
+//! attention with 2-D RoPE → AdaLN-Zero → SwiGLU); backbone update `T ← T ∘ ΔT`
+//! (AlphaFold2 Alg. 23) of the noisy frames only (history frames keep their given geometry).
+//! The paper's pair-track EdgeTransition is left out: the pair features are static.
+//!
+//! **Training pass** ([`StarMd::forward_window`]): `F` history frames ‖ `F` noisy frames with
+//! the mask of [`crate::attention::frame_visible`], every noisy frame predicted at once.
+//! **Rollout passes**: [`StarMd::append_history`] adds one history frame to a
+//! [`FrameCache`]; [`StarMd::denoise`] predicts one noisy frame from the cache. Both give the
+//! same numbers as the training pass (tested).
+//!
+//! **Units.** Frames cross this API in Å; inside, translations are in nm (Å × 0.1, as
+//! AlphaFold2's structure module), converted in one place (the shared pass behind all three).
+//!
+//! **Equivariance.** Token features are invariant, IPA reads frames only through invariant
+//! quantities, and the backbone update acts in each residue's local frame, so the predicted
+//! clean frames of a noisy frame move with any rigid motion of that noisy frame and do not
+//! depend on the global pose of the history frames.
+
+use crate::StarMdError;
+use crate::attention::{FrameCache, StAttention, history_noisy_mask, rope_2d_tables};
+use crate::config::StarMdConfig;
+use crate::features::{AA_VOCAB, Conditioning, INIT_FEATURES};
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder, VarMap};
+use protforge_nn::init::{InitRule, default_init_rule, init_seeded_with};
+use protforge_nn::ipa::{BackboneUpdate, InvariantPointAttention};
+use protforge_nn::layers::{AdaLn, SwiGlu, gated_residual, sinusoidal_embedding};
+use protforge_se3::{Rigids, Rotations};
+
+/// Å → nm inside the network.
+pub const NM_PER_ANG: f64 = 0.1;
+
+/// Scale of diffusion times and normalised log strides before the sinusoidal embedding.
+const TIME_SCALE: f64 = 1000.0;
+/// Longest period of the sinusoidal embeddings of time and stride.
+const TIME_MAX_PERIOD: f64 = 10_000.0;
+
+/// One joint spatio-temporal attention layer with its SwiGLU transition, both AdaLN-Zero.
+#[derive(Debug, Clone)]
+struct StLayer {
+    attn_norm: AdaLn,
+    attn: StAttention,
+    mlp_norm: AdaLn,
+    mlp: SwiGlu,
+}
+
+/// One diffusion block.
+#[derive(Debug, Clone)]
+struct Block {
+    ipa_norm: AdaLn,
+    ipa: InvariantPointAttention,
+    st: Vec<StLayer>,
+    bb_update: BackboneUpdate,
+}
+
+/// The network. Parameter tree: `aa_embed`, `init_proj`, `role_embed`, `relpos_embed`,
+/// `dist_proj`, `cond_in`, `cond_out`, `blocks.{i}.{ipa_norm, ipa, st.{j}.{attn_norm, attn,
+/// mlp_norm, mlp}, bb_update}`.
+#[derive(Debug, Clone)]
+pub struct StarMd {
+    cfg: StarMdConfig,
+    aa_embed: Embedding,
+    init_proj: Linear,
+    role_embed: Embedding,
+    relpos_embed: Embedding,
+    dist_proj: Linear,
+    cond_in: Linear,
+    cond_out: Linear,
+    blocks: Vec<Block>,
+    device: Device,
+}
+
+/// Static token and pair features of a batch of proteins ([`StarMd::prepare`]).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Token features shared by all frames `[B, N, D]`.
+    s0: Tensor,
+    /// Pair features `[B, N, N, d_pair]`.
+    z: Tensor,
+    b: usize,
+    n: usize,
+}
+
+impl Prepared {
+    /// `(B, N)`.
+    #[must_use]
+    pub fn dims(&self) -> (usize, usize) {
+        (self.b, self.n)
+    }
+}
+
+/// Inputs of one training pass over windows of `F` frames of `N` residues.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowInput<'a> {
+    /// History frames `[B, F, N]` (Å), already context-noised.
+    pub history: &'a Rigids,
+    /// Context-noise time of each history frame, `B·F` values (row-major), in [0, 1].
+    pub history_t: &'a [f64],
+    /// Noisy frames `[B, F, N]` (Å).
+    pub noisy: &'a Rigids,
+    /// Diffusion time of each noisy frame, `B·F` values, in [0, 1].
+    pub noisy_t: &'a [f64],
+    /// Physical stride of each window (ns), `B` values.
+    pub dt_ns: &'a [f64],
+}
+
+/// Role of a frame in the token sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    History = 0,
+    Noisy = 1,
+}
+
+/// Frames of one role entering a pass: `[B, F, N]` (Å), one time per (sample, frame) and the
+/// frame positions (RoPE frame index) shared by the batch.
+struct Part<'a> {
+    rigids: &'a Rigids,
+    t: &'a [f64],
+    positions: &'a [f64],
+    role: Role,
+}
+
+/// How a pass uses the KV cache.
+enum KvMode<'a> {
+    /// Full pass with a mask, no cache.
+    Off(&'a Tensor),
+    /// Attend to the cache, leave it unchanged.
+    Read(&'a FrameCache),
+    /// Attend to the cache, then append this frame's keys and values.
+    Append(&'a mut FrameCache),
+}
+
+/// Rigids of batch shape `batch` (same number of frames).
+fn reshape_rigids(r: &Rigids, batch: &[usize]) -> Result<Rigids, StarMdError> {
+    let mut m = batch.to_vec();
+    m.extend([3, 3]);
+    let mut t = batch.to_vec();
+    t.push(3);
+    Ok(Rigids::new(Rotations::new(r.rots.mats.reshape(m)?)?, r.trans.reshape(t)?)?)
+}
+
+/// `[B, F, N]` rigids concatenated along the frame axis.
+fn cat_frames(parts: &[&Rigids]) -> Result<Rigids, StarMdError> {
+    let mats: Vec<&Tensor> = parts.iter().map(|r| &r.rots.mats).collect();
+    let trans: Vec<&Tensor> = parts.iter().map(|r| &r.trans).collect();
+    Ok(Rigids::new(Rotations::new(Tensor::cat(&mats, 1)?)?, Tensor::cat(&trans, 1)?)?)
+}
+
+/// Frames `start..start + len` of `[B, F, N]` rigids.
+fn narrow_frames(r: &Rigids, start: usize, len: usize) -> Result<Rigids, StarMdError> {
+    Ok(Rigids::new(
+        Rotations::new(r.rots.mats.narrow(1, start, len)?.contiguous()?)?,
+        r.trans.narrow(1, start, len)?.contiguous()?,
+    )?)
+}
+
+/// `(B, F, N)` of frames with batch shape `[B, F, N]`.
+fn bfn(r: &Rigids, what: &'static str) -> Result<(usize, usize, usize), StarMdError> {
+    match *r.batch_shape() {
+        [b, f, n] => Ok((b, f, n)),
+        ref other => Err(StarMdError::config(what, format!("frames must have batch shape [B, F, N], got {other:?}"))),
+    }
+}
+
+impl StarMd {
+    /// Build the network (parameters under `vb`; initialise new ones with [`init_weights`]).
+    ///
+    /// # Errors
+    /// An invalid configuration; candle VarBuilder errors (e.g. weights of other shapes).
+    pub fn new(cfg: &StarMdConfig, vb: VarBuilder) -> Result<Self, StarMdError> {
+        cfg.validate()?;
+        let d = cfg.d_single;
+        let blocks = (0..cfg.blocks)
+            .map(|i| {
+                let vb = vb.pp(format!("blocks.{i}"));
+                let st = (0..cfg.st_layers)
+                    .map(|j| {
+                        let vb = vb.pp(format!("st.{j}"));
+                        Ok(StLayer {
+                            attn_norm: AdaLn::new(d, cfg.d_cond, vb.pp("attn_norm"))?,
+                            attn: StAttention::new(d, cfg.heads, vb.pp("attn"))?,
+                            mlp_norm: AdaLn::new(d, cfg.d_cond, vb.pp("mlp_norm"))?,
+                            mlp: SwiGlu::new(d, cfg.mlp_ratio * d, vb.pp("mlp"))?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StarMdError>>()?;
+                Ok(Block {
+                    ipa_norm: AdaLn::new(d, cfg.d_cond, vb.pp("ipa_norm"))?,
+                    ipa: InvariantPointAttention::new(&cfg.ipa_config(), vb.pp("ipa"))?,
+                    st,
+                    bb_update: BackboneUpdate::new(d, vb.pp("bb_update"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StarMdError>>()?;
+        Ok(Self {
+            aa_embed: candle_nn::embedding(AA_VOCAB, d, vb.pp("aa_embed"))?,
+            init_proj: candle_nn::linear(INIT_FEATURES, d, vb.pp("init_proj"))?,
+            role_embed: candle_nn::embedding(2, d, vb.pp("role_embed"))?,
+            relpos_embed: candle_nn::embedding(2 * cfg.max_relpos + 1, cfg.d_pair, vb.pp("relpos_embed"))?,
+            dist_proj: candle_nn::linear(cfg.dist_bins, cfg.d_pair, vb.pp("dist_proj"))?,
+            cond_in: candle_nn::linear(2 * cfg.d_cond, cfg.d_cond, vb.pp("cond_in"))?,
+            cond_out: candle_nn::linear(cfg.d_cond, cfg.d_cond, vb.pp("cond_out"))?,
+            blocks,
+            device: vb.device().clone(),
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &StarMdConfig {
+        &self.cfg
+    }
+
+    /// The device of the parameters.
+    #[must_use]
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Number of joint-attention layers (the layers of a [`FrameCache`]).
+    #[must_use]
+    pub fn attention_layers(&self) -> usize {
+        self.cfg.blocks * self.cfg.st_layers
+    }
+
+    /// An empty KV cache for a rollout keeping at most `max_frames` history frames
+    /// (`None`: the whole history).
+    #[must_use]
+    pub fn new_cache(&self, max_frames: Option<usize>) -> FrameCache {
+        FrameCache::new(self.attention_layers(), max_frames)
+    }
+
+    /// Static features of a batch: tokens `s0 = aa_embed(aatype) + init_proj(dihedrals)`
+    /// `[B, N, D]`; pairs `z = relpos_embed(clip(j − i)) + dist_proj(RBF(|CA_i − CA_j|))`
+    /// `[B, N, N, d_pair]` (initial-frame distances in Å).
+    ///
+    /// # Errors
+    /// Candle errors.
+    pub fn prepare(&self, cond: &Conditioning) -> Result<Prepared, StarMdError> {
+        let (b, n) = cond.dims()?;
+        let dev = cond.aatype.device();
+        let s0 = (self.aa_embed.forward(&cond.aatype)? + self.init_proj.forward(&cond.init_single)?)?; // [B, N, D]
+        let r = self.cfg.max_relpos as i64;
+        let rel: Vec<u32> = (0..n as i64)
+            .flat_map(|i| (0..n as i64).map(move |j| u32::try_from((j - i).clamp(-r, r) + r).unwrap_or(0)))
+            .collect();
+        let rel = self.relpos_embed.forward(&Tensor::from_vec(rel, (n, n), dev)?)?.unsqueeze(0)?; // [1, N, N, P]
+        let ca = &cond.init_ca;
+        let dist = (ca.unsqueeze(2)?.broadcast_sub(&ca.unsqueeze(1)?)?.sqr()?.sum(D::Minus1)? + 1e-8)?.sqrt()?; // [B, N, N]
+        let bins = self.cfg.dist_bins;
+        let step = if bins > 1 { self.cfg.dist_max_ang / (bins - 1) as f64 } else { self.cfg.dist_max_ang };
+        let centres: Vec<f32> = (0..bins).map(|k| (k as f64 * step) as f32).collect();
+        let centres = Tensor::from_vec(centres, bins, dev)?;
+        let rbf = (dist.unsqueeze(D::Minus1)?.broadcast_sub(&centres)? / step)?.sqr()?.neg()?.exp()?; // [B, N, N, bins]
+        let z = self.dist_proj.forward(&rbf)?.broadcast_add(&rel)?; // [B, N, N, P]
+        Ok(Prepared { s0, z, b, n })
+    }
+
+    /// AdaLN conditioning `[M, 1, d_cond]` of `M` frames from their diffusion times and
+    /// strides: an MLP of `[sin-emb(1000·t), sin-emb(1000·u)]` with
+    /// `u = ln(Δt/Δt_min) / ln(Δt_max/Δt_min)` (0 when the range is one value).
+    fn conditioning(&self, t: &[f64], dt_ns: &[f64], dev: &Device) -> Result<Tensor, StarMdError> {
+        let m = t.len();
+        let span = (self.cfg.dt_max_ns / self.cfg.dt_min_ns).ln();
+        #[allow(clippy::cast_possible_truncation)]
+        let u: Vec<f32> = dt_ns
+            .iter()
+            .map(|&dt| if span > 0.0 { ((dt / self.cfg.dt_min_ns).ln() / span * TIME_SCALE) as f32 } else { 0.0 })
+            .collect();
+        #[allow(clippy::cast_possible_truncation)]
+        let t: Vec<f32> = t.iter().map(|&x| (x * TIME_SCALE) as f32).collect();
+        let c = self.cfg.d_cond;
+        let et = sinusoidal_embedding(&Tensor::from_vec(t, m, dev)?, c, TIME_MAX_PERIOD)?;
+        let eu = sinusoidal_embedding(&Tensor::from_vec(u, m, dev)?, c, TIME_MAX_PERIOD)?;
+        let h = self.cond_in.forward(&Tensor::cat(&[et, eu], D::Minus1)?)?.silu()?;
+        Ok(self.cond_out.forward(&h)?.unsqueeze(1)?) // [M, 1, C]
+    }
+
+    /// One pass over the frames of `parts` (history parts first), returning all frames after
+    /// the blocks `[B, F_total, N]` (nm). Only frames of role `Noisy` are updated.
+    fn run(
+        &self,
+        prep: &Prepared,
+        dt_ns: &[f64],
+        parts: &[Part<'_>],
+        mut kv: KvMode<'_>,
+    ) -> Result<Rigids, StarMdError> {
+        let (b, n) = (prep.b, prep.n);
+        let dev = prep.s0.device().clone();
+        if dt_ns.len() != b {
+            return Err(StarMdError::config("strides", format!("{} values for a batch of {b}", dt_ns.len())));
+        }
+        let mut frames_of = Vec::with_capacity(parts.len());
+        for p in parts {
+            let (pb, f, pn) = bfn(p.rigids, "STAR-MD frames")?;
+            if pb != b || pn != n || p.t.len() != b * f || p.positions.len() != f {
+                return Err(StarMdError::config(
+                    "STAR-MD frames",
+                    format!(
+                        "[{pb}, {f}, {pn}] with {} times and {} positions for a batch [{b}, N = {n}]",
+                        p.t.len(),
+                        p.positions.len()
+                    ),
+                ));
+            }
+            frames_of.push(f);
+        }
+        let f_tot: usize = frames_of.iter().sum();
+        let n_hist: usize = parts.iter().zip(&frames_of).filter(|(p, _)| p.role == Role::History).map(|(_, f)| f).sum();
+        if parts.iter().take_while(|p| p.role == Role::History).count()
+            != parts.iter().filter(|p| p.role == Role::History).count()
+        {
+            return Err(StarMdError::config("STAR-MD frames", "history frames must come first"));
+        }
+        let rigids = cat_frames(&parts.iter().map(|p| p.rigids).collect::<Vec<_>>())?.scale_translation(NM_PER_ANG)?; // [B, F, N] nm
+        // Times and strides per (sample, frame), sample-major.
+        let mut times = Vec::with_capacity(b * f_tot);
+        let mut roles = Vec::with_capacity(f_tot);
+        let mut positions = Vec::with_capacity(f_tot);
+        for bi in 0..b {
+            for (p, &f) in parts.iter().zip(&frames_of) {
+                times.extend_from_slice(&p.t[bi * f..(bi + 1) * f]);
+            }
+        }
+        for (p, &f) in parts.iter().zip(&frames_of) {
+            roles.extend(std::iter::repeat_n(p.role as u32, f));
+            positions.extend_from_slice(p.positions);
+        }
+        let strides: Vec<f64> = dt_ns.iter().flat_map(|&d| std::iter::repeat_n(d, f_tot)).collect();
+        let c = self.conditioning(&times, &strides, &dev)?; // [B·F, 1, C]
+        let d = self.cfg.d_single;
+        let role = self.role_embed.forward(&Tensor::from_vec(roles, f_tot, &dev)?)?.reshape((1, f_tot, 1, d))?;
+        let mut s = prep.s0.unsqueeze(1)?.broadcast_add(&role)?.reshape((b * f_tot, n, d))?; // [B·F, N, D]
+        let z = prep.z.unsqueeze(1)?.broadcast_as((b, f_tot, n, n, self.cfg.d_pair))?.reshape((
+            b * f_tot,
+            n,
+            n,
+            self.cfg.d_pair,
+        ))?;
+        let res_pos: Vec<f64> = (0..f_tot).flat_map(|_| (0..n).map(|i| i as f64)).collect();
+        let frame_pos: Vec<f64> = positions.iter().flat_map(|&p| std::iter::repeat_n(p, n)).collect();
+        let rope = rope_2d_tables(
+            &res_pos,
+            &frame_pos,
+            self.cfg.head_dim(),
+            self.cfg.rope_base_residue,
+            self.cfg.rope_base_frame,
+            &dev,
+        )?;
+        let ones = Tensor::ones((b * f_tot, n), DType::F32, &dev)?;
+        let mut rigids = rigids;
+        for (bi, blk) in self.blocks.iter().enumerate() {
+            let flat = reshape_rigids(&rigids, &[b * f_tot, n])?;
+            let (h, g) = blk.ipa_norm.forward(&s, &c)?;
+            s = gated_residual(&s, &blk.ipa.forward(&h, &z, &flat, &ones)?, &g)?;
+            for (li, layer) in blk.st.iter().enumerate() {
+                let (h, g) = layer.attn_norm.forward(&s, &c)?;
+                let x = h.reshape((b, f_tot * n, d))?;
+                let layer_idx = bi * self.cfg.st_layers + li;
+                let a = match &kv {
+                    KvMode::Off(mask) => layer.attn.forward(&x, &rope, Some(mask), None)?,
+                    KvMode::Read(cache) => layer.attn.forward(&x, &rope, None, cache.layer(layer_idx))?,
+                    KvMode::Append(cache) => layer.attn.forward(&x, &rope, None, cache.layer(layer_idx))?,
+                };
+                if let KvMode::Append(cache) = &mut kv {
+                    cache.push(layer_idx, a.k, a.v)?;
+                }
+                s = gated_residual(&s, &a.out.reshape((b * f_tot, n, d))?, &g)?;
+                let (h, g) = layer.mlp_norm.forward(&s, &c)?;
+                s = gated_residual(&s, &layer.mlp.forward(&h)?, &g)?;
+            }
+            let n_noisy = f_tot - n_hist;
+            if n_noisy > 0 {
+                let noisy = reshape_rigids(&narrow_frames(&rigids, n_hist, n_noisy)?, &[b * n_noisy, n])?;
+                let s_noisy = s.reshape((b, f_tot, n, d))?.narrow(1, n_hist, n_noisy)?.reshape((b * n_noisy, n, d))?;
+                let updated = reshape_rigids(&blk.bb_update.apply(&noisy, &s_noisy)?, &[b, n_noisy, n])?;
+                rigids =
+                    if n_hist > 0 { cat_frames(&[&narrow_frames(&rigids, 0, n_hist)?, &updated])? } else { updated };
+            }
+        }
+        if let KvMode::Append(cache) = kv {
+            cache.finish_frame();
+        }
+        Ok(rigids)
+    }
+
+    /// Training pass: predict the clean frames of every noisy frame of `F`-frame windows in
+    /// one pass (block-causal mask) → `[B, F, N]` (Å).
+    ///
+    /// # Errors
+    /// Mismatched shapes or time counts; candle errors.
+    pub fn forward_window(&self, prep: &Prepared, input: &WindowInput<'_>) -> Result<Rigids, StarMdError> {
+        let (_, f, n) = bfn(input.noisy, "noisy frames")?;
+        let positions: Vec<f64> = (0..f).map(|i| i as f64).collect();
+        let mask = history_noisy_mask(f, n, prep.s0.device())?;
+        let parts = [
+            Part { rigids: input.history, t: input.history_t, positions: &positions, role: Role::History },
+            Part { rigids: input.noisy, t: input.noisy_t, positions: &positions, role: Role::Noisy },
+        ];
+        let out = self.run(prep, input.dt_ns, &parts, KvMode::Off(&mask))?;
+        Ok(narrow_frames(&out, f, f)?.scale_translation(1.0 / NM_PER_ANG)?)
+    }
+
+    /// Rollout: push one history frame `[B, N]` (Å, context-noised to times `tau`, one per
+    /// sample) at frame index `position` through the network, appending its keys and values
+    /// to `cache`.
+    ///
+    /// # Errors
+    /// Mismatched shapes; candle errors.
+    pub fn append_history(
+        &self,
+        prep: &Prepared,
+        cache: &mut FrameCache,
+        frame: &Rigids,
+        tau: &[f64],
+        dt_ns: &[f64],
+        position: f64,
+    ) -> Result<(), StarMdError> {
+        let framed = reshape_rigids(frame, &[prep.b, 1, prep.n])?;
+        let part = Part { rigids: &framed, t: tau, positions: &[position], role: Role::History };
+        self.run(prep, dt_ns, &[part], KvMode::Append(cache))?;
+        Ok(())
+    }
+
+    /// Rollout: the predicted clean frames `[B, N]` (Å) of noisy frames `[B, N]` (Å) at
+    /// diffusion times `t` (one per sample) and frame index `position`, attending to the
+    /// history in `cache` (unchanged).
+    ///
+    /// # Errors
+    /// Mismatched shapes; candle errors.
+    pub fn denoise(
+        &self,
+        prep: &Prepared,
+        cache: &FrameCache,
+        noisy: &Rigids,
+        t: &[f64],
+        dt_ns: &[f64],
+        position: f64,
+    ) -> Result<Rigids, StarMdError> {
+        let framed = reshape_rigids(noisy, &[prep.b, 1, prep.n])?;
+        let part = Part { rigids: &framed, t, positions: &[position], role: Role::Noisy };
+        let out = self.run(prep, dt_ns, &[part], KvMode::Read(cache))?;
+        reshape_rigids(&out.scale_translation(1.0 / NM_PER_ANG)?, &[prep.b, prep.n])
+    }
+}
+
+/// Deterministic initialisation of a freshly built model: [`default_init_rule`] except the
+/// backbone updates, which start at zero (AlphaFold2 Suppl. 1.8.2: the first update is the
+/// identity).
+///
+/// # Errors
+/// Candle errors.
+pub fn init_weights(varmap: &VarMap, seed: u64) -> Result<(), StarMdError> {
+    init_seeded_with(varmap, seed, |name, shape| {
+        if name.split('.').any(|seg| seg == "bb_update") { InitRule::Zeros } else { default_init_rule(name, shape) }
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{backbone_frames, centered};
+    use protforge_se3::{Rigid, Vec3, so3};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use rand_distr::StandardNormal;
+
+    fn randn3(rng: &mut StdRng) -> Vec3 {
+        Vec3::new(rng.sample(StandardNormal), rng.sample(StandardNormal), rng.sample(StandardNormal))
+    }
+
+    /// A random compact chain of `n` frames (Å), centred.
+    fn chain(n: usize, rng: &mut StdRng) -> Vec<Rigid> {
+        let mut p = Vec3::zeros();
+        let frames: Vec<Rigid> = (0..n)
+            .map(|_| {
+                let d = randn3(rng);
+                p += d / d.norm() * 3.8;
+                Rigid::new(so3::exp(&(randn3(rng) * 1.2)), p)
+            })
+            .collect();
+        centered(&frames)
+    }
+
+    /// A tiny model with every parameter (including the zero-initialised gates and updates)
+    /// set to small random values, so every path is active.
+    fn model(seed: u64) -> (VarMap, StarMd) {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let m = StarMd::new(&StarMdConfig::tiny(), vb).unwrap();
+        init_weights(&varmap, seed).unwrap();
+        protforge_nn::init::init_seeded_with(&varmap, seed + 1, |name, shape| match default_init_rule(name, shape) {
+            InitRule::Zeros => InitRule::Normal { std: 0.1 },
+            other => other,
+        })
+        .unwrap();
+        (varmap, m)
+    }
+
+    struct Setup {
+        prep: Prepared,
+        history: Vec<Vec<Rigid>>,
+        noisy: Vec<Vec<Rigid>>,
+        t_hist: Vec<f64>,
+        t_noisy: Vec<f64>,
+    }
+
+    /// One sample (B = 1) of `f` frames of `n` residues.
+    fn setup(m: &StarMd, f: usize, n: usize, seed: u64) -> Setup {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let init = chain(n, &mut rng);
+        let atoms = crate::features::atoms_from_frames(&init, Vec3::new(0.6, 1.0, 0.0));
+        let aatype: Vec<u8> = (0..n).map(|i| (i * 7 % 20) as u8).collect();
+        let cond = Conditioning::new(&[&aatype], &[&atoms], &Device::Cpu).unwrap();
+        assert_eq!(backbone_frames(&atoms).unwrap().len(), n);
+        Setup {
+            prep: m.prepare(&cond).unwrap(),
+            history: (0..f).map(|_| chain(n, &mut rng)).collect(),
+            noisy: (0..f).map(|_| chain(n, &mut rng)).collect(),
+            t_hist: (0..f).map(|_| rng.random_range(0.0..0.1)).collect(),
+            t_noisy: (0..f).map(|_| rng.random_range(0.05..1.0)).collect(),
+        }
+    }
+
+    fn up(frames: &[Vec<Rigid>]) -> Rigids {
+        let rows: Vec<Rigid> = frames.iter().flatten().copied().collect();
+        reshape_rigids(&Rigids::from_scalar(&rows, &Device::Cpu).unwrap(), &[1, frames.len(), frames[0].len()]).unwrap()
+    }
+
+    fn window(m: &StarMd, s: &Setup) -> Vec<Rigid> {
+        let (h, x) = (up(&s.history), up(&s.noisy));
+        let input = WindowInput { history: &h, history_t: &s.t_hist, noisy: &x, noisy_t: &s.t_noisy, dt_ns: &[0.1] };
+        m.forward_window(&s.prep, &input).unwrap().to_scalar().unwrap()
+    }
+
+    fn max_frame_diff(a: &[Rigid], b: &[Rigid]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x.trans - y.trans).norm().max((x.rot.matrix() - y.rot.matrix()).abs().max()))
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn kv_cached_rollout_passes_equal_the_training_pass() {
+        let (_, m) = model(3);
+        let (f, n) = (4, 7);
+        let s = setup(&m, f, n, 11);
+        let full = window(&m, &s);
+        let mut cache = m.new_cache(None);
+        for l in 0..f {
+            let x = Rigids::from_scalar(&s.noisy[l], &Device::Cpu).unwrap();
+            let pred = m
+                .denoise(&s.prep, &cache, &reshape_rigids(&x, &[1, n]).unwrap(), &[s.t_noisy[l]], &[0.1], l as f64)
+                .unwrap();
+            let d = max_frame_diff(&pred.to_scalar().unwrap(), &full[l * n..(l + 1) * n]);
+            assert!(d < 1e-5, "frame {l}: cached and full passes differ by {d}");
+            let h = reshape_rigids(&Rigids::from_scalar(&s.history[l], &Device::Cpu).unwrap(), &[1, n]).unwrap();
+            m.append_history(&s.prep, &mut cache, &h, &[s.t_hist[l]], &[0.1], l as f64).unwrap();
+        }
+        assert_eq!(cache.frames(), f);
+        // Memory is linear in frames: every frame adds the same number of bytes.
+        let per_frame = 2 * m.attention_layers() * n * m.config().d_single * 4;
+        assert_eq!(cache.bytes(), f * per_frame);
+    }
+
+    #[test]
+    fn noisy_frames_see_only_earlier_history() {
+        let (_, m) = model(5);
+        let (f, n) = (4, 6);
+        let s = setup(&m, f, n, 2);
+        let base = window(&m, &s);
+        let mut rng = StdRng::seed_from_u64(99);
+        // Perturb history frame 1: noisy frames 0 and 1 are unchanged, 2 and 3 change.
+        let mut s2 = Setup {
+            history: s.history.clone(),
+            noisy: s.noisy.clone(),
+            t_hist: s.t_hist.clone(),
+            t_noisy: s.t_noisy.clone(),
+            prep: s.prep.clone(),
+        };
+        s2.history[1] = chain(n, &mut rng);
+        let out = window(&m, &s2);
+        for l in 0..f {
+            let d = max_frame_diff(&out[l * n..(l + 1) * n], &base[l * n..(l + 1) * n]);
+            if l <= 1 {
+                assert!(d < 1e-6, "noisy frame {l} saw history frame 1 ({d})");
+            } else {
+                assert!(d > 1e-4, "noisy frame {l} ignored history frame 1 ({d})");
+            }
+        }
+        // Perturb noisy frame 2: only its own prediction changes.
+        let mut s3 = Setup {
+            history: s.history.clone(),
+            noisy: s.noisy.clone(),
+            t_hist: s.t_hist.clone(),
+            t_noisy: s.t_noisy.clone(),
+            prep: s.prep.clone(),
+        };
+        s3.noisy[2] = chain(n, &mut rng);
+        let out = window(&m, &s3);
+        for l in 0..f {
+            let d = max_frame_diff(&out[l * n..(l + 1) * n], &base[l * n..(l + 1) * n]);
+            assert_eq!(d < 1e-6, l != 2, "noisy frame {l}: {d}");
+        }
+    }
+
+    #[test]
+    fn predictions_are_equivariant_under_global_rigid_motions() {
+        let (_, m) = model(7);
+        let (f, n) = (3, 6);
+        let s = setup(&m, f, n, 4);
+        let base = window(&m, &s);
+        let mut rng = StdRng::seed_from_u64(8);
+        // Move every noisy frame by one rigid motion g and each history frame by its own.
+        let g = Rigid::new(so3::exp(&Vec3::new(0.9, -2.1, 0.4)), Vec3::new(3.0, -7.0, 5.0));
+        let moved = Setup {
+            history: s
+                .history
+                .iter()
+                .map(|fr| {
+                    let h = Rigid::new(so3::exp(&(randn3(&mut rng) * 2.0)), randn3(&mut rng) * 10.0);
+                    fr.iter().map(|r| h.compose(r)).collect()
+                })
+                .collect(),
+            noisy: s.noisy.iter().map(|fr| fr.iter().map(|r| g.compose(r)).collect()).collect(),
+            t_hist: s.t_hist.clone(),
+            t_noisy: s.t_noisy.clone(),
+            prep: s.prep.clone(),
+        };
+        let out = window(&m, &moved);
+        let want: Vec<Rigid> = base.iter().map(|r| g.compose(r)).collect();
+        let d = max_frame_diff(&out, &want);
+        assert!(d < 2e-4, "prediction is not equivariant: {d}");
+    }
+
+    #[test]
+    fn every_parameter_gets_a_gradient() {
+        let (varmap, m) = model(9);
+        let s = setup(&m, 3, 5, 6);
+        let (h, x) = (up(&s.history), up(&s.noisy));
+        let input = WindowInput { history: &h, history_t: &s.t_hist, noisy: &x, noisy_t: &s.t_noisy, dt_ns: &[0.3] };
+        let out = m.forward_window(&s.prep, &input).unwrap();
+        let loss = (out.trans.sqr().unwrap().sum_all().unwrap() + out.rots.mats.sum_all().unwrap()).unwrap();
+        let missing = protforge_nn::train::vars_missing_grad(&varmap, &loss).unwrap();
+        assert!(missing.is_empty(), "no gradient: {missing:?}");
+    }
+}

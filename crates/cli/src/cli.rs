@@ -82,25 +82,42 @@ pub(crate) enum Command {
     ///   protforge scaffold --motif genie2/design25/5tpn.pdb --num-samples 8 --out out/   (REMARK 999 spec)
     ///   protforge scaffold --motif 5TPN.pdb --benchmark frameflow_benchmark.csv --problem 5TPN --out out/
     Scaffold(ScaffoldArgs),
-    /// Roll out an MD-like trajectory with STAR-MD (not yet available).
-    #[command(disable_help_flag = true)]
-    Rollout(Reserved),
-    /// Encode/decode DPLM-2 structure tokens (not yet available).
-    #[command(disable_help_flag = true)]
-    Tokenize(Reserved),
-    /// Assemble domains with ProteinWeaver (not yet available).
-    #[command(disable_help_flag = true)]
-    Assemble(Reserved),
+    /// Roll out an MD-like backbone trajectory from a starting structure with STAR-MD.
+    ///
+    /// Writes OUT (.xtc, .dcd or multi-model .pdb; frame 0 is the initial structure, then
+    /// FRAMES generated frames DT_NS apart), a topology PDB <stem>_topology.pdb beside .xtc/.dcd
+    /// output, and manifest.json in the same folder (settings, weights checksum, speed, KV-cache
+    /// memory). --init must be one protein chain with N, CA and C in every residue and no gaps
+    /// (CA–CA over 4.2 Å is an error); ligands, waters and ions are ignored, modified residues
+    /// count as their parents (MSE as MET). --dt-ns must lie in the stride range the weights
+    /// were trained on (see `protforge inspect weights/starmd`).
+    ///
+    /// Examples:
+    ///   protforge rollout --init start.pdb --frames 200 --dt-ns 0.5 --out traj.xtc
+    ///   protforge rollout --init start.pdb --frames 1000 --dt-ns 1.0 --replicas 3 --seed 7 --out runs/traj.dcd
+    Rollout(RolloutArgs),
+    /// Turn backbones into DPLM-2 structure tokens and back.
+    ///
+    /// Tokens are 13-bit codes (0-8191) in DPLM-2's text format: comma-separated, zero-padded
+    /// 4-digit ids (`0123,4095,...`), one FASTA record per chain.
+    #[command(subcommand)]
+    Tokenize(TokenizeCommand),
+    /// Assemble two or more domains into one chain with ProteinWeaver.
+    ///
+    /// Domains come from structure files (chain order = argument order; the first chain with
+    /// protein residues of each file) or are generated with PAR (--domain-lengths). They are
+    /// joined by linkers and placed by SE(3) diffusion conditioned on the spliced distance map.
+    /// By default every output domain is its input structure moved rigidly; linkers are new.
+    /// Writes OUT/<prefix>_<i>.pdb (poly-glycine N, CA, C, O; with --domain-lengths also the PAR
+    /// domains) and OUT/manifest.json with the domain and linker residue ranges and scores.
+    ///
+    /// Examples:
+    ///   protforge assemble --domains a.pdb b.pdb --linker 15 --num-samples 4 --out assembled/
+    ///   protforge assemble --domain-lengths 80,120 --linker 10-20 --num-samples 8 --out denovo/
+    Assemble(AssembleArgs),
     /// Train a model on a dataset file (resumable; checkpoints every few minutes).
     #[command(subcommand)]
     Train(TrainCommand),
-}
-
-/// Arguments of a command that this version does not implement yet.
-#[derive(Debug, Args)]
-pub(crate) struct Reserved {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub(crate) rest: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -262,15 +279,95 @@ pub(crate) enum TrainCommand {
     /// Without --config the CPU recipe of the shipped weights is used; print it with
     /// --print-config and edit it to change the architecture or schedule.
     Par(TrainParArgs),
-    /// Train STAR-MD (not yet available).
-    #[command(disable_help_flag = true)]
-    Starmd(Reserved),
-    /// Train the DPLM-2 tokenizer (not yet available).
-    #[command(disable_help_flag = true)]
-    Tokenizer(Reserved),
-    /// Train ProteinWeaver (not yet available).
-    #[command(disable_help_flag = true)]
-    Weaver(Reserved),
+    /// Train STAR-MD (MD trajectory rollout) on the backbone trajectories of data/md.
+    ///
+    /// Reads DATA/proteins.tsv (train/val split) and DATA/traj/*/{topology.pdb, traj.xtc,
+    /// manifest.json}. Writes OUT/checkpoint/ (resumable state), OUT/best/ (EMA weights with the
+    /// best validation loss: a shippable weights folder), OUT/train.csv and OUT/val.csv.
+    /// Without --config the CPU recipe is used; print it with --print-config and edit it.
+    Starmd(TrainStarmdArgs),
+    /// Train the DPLM-2 structure tokenizer (encoder, 13-bit LFQ, IPA decoder).
+    ///
+    /// Writes OUT/checkpoint/ (resumable state), OUT/best/ (EMA weights with the best
+    /// validation reconstruction loss: a shippable weights folder), OUT/train.csv and
+    /// OUT/val.csv (FAPE, distogram, CA RMSD, codebook usage and perplexity). Without --config
+    /// the CPU recipe is used; print it with --print-config and edit it.
+    Tokenizer(TrainTokenizerArgs),
+    /// Train the ProteinWeaver assembly model on multi-domain chains.
+    ///
+    /// Parses domains of every dataset chain on first use and caches them in --domains (JSON,
+    /// boundaries only). Writes OUT/checkpoint/ (resumable state), OUT/best/ (EMA weights with
+    /// the best validation loss: a shippable weights folder), OUT/train.csv and OUT/val.csv.
+    /// Without --config the CPU recipe is used; print it with --print-config and edit it.
+    Weaver(TrainWeaverArgs),
+    /// Preference-align a trained ProteinWeaver model with Diffusion-DPO.
+    ///
+    /// Samples K assemblies per training input with the base model (--base), scores them
+    /// (clashes, interface contacts, compactness, linker geometry), keeps best/worst pairs in
+    /// OUT/pairs_{train,val}.jsonl, then fine-tunes against the frozen base. Writes
+    /// OUT/checkpoint/, OUT/best/ (aligned EMA weights), OUT/dpo_train.csv and OUT/dpo_val.csv.
+    WeaverDpo(TrainWeaverDpoArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainStarmdArgs {
+    /// Training configuration (.json or .toml) [default: the CPU recipe].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// MD data folder (data/md: proteins.tsv and traj/).
+    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
+    pub(crate) data: Option<PathBuf>,
+    /// Run directory.
+    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
+    pub(crate) out: Option<PathBuf>,
+    /// Continue from OUT/checkpoint (must use the same configuration).
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Stop after this many more steps (the schedule still follows the config's total).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_steps: Option<u64>,
+    /// Print the configuration as JSON and exit.
+    #[arg(long)]
+    pub(crate) print_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RolloutArgs {
+    /// Initial structure (PDB/mmCIF, optionally .gz).
+    #[arg(long, value_name = "PDB")]
+    pub(crate) init: PathBuf,
+    /// Chain of --init to roll out [default: the file's only protein chain].
+    #[arg(long, value_name = "ID")]
+    pub(crate) chain: Option<String>,
+    /// Frames to generate after the initial structure.
+    #[arg(long, value_name = "N")]
+    pub(crate) frames: usize,
+    /// Physical time between frames (ns).
+    #[arg(long, value_name = "NS")]
+    pub(crate) dt_ns: f64,
+    /// Output trajectory: .xtc, .dcd or .pdb (multi-model); with --replicas K > 1 replica k goes
+    /// to <stem>_r<k>.<ext>.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+    /// Independent trajectories from the same start.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub(crate) replicas: usize,
+    /// Reverse diffusion steps per frame [default: the weights' sampler, 200].
+    #[arg(long, value_name = "S")]
+    pub(crate) steps: Option<usize>,
+    /// Run seed; the same seed gives identical trajectories.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Largest context-noise time of history frames [default: the weights' value]; 0 disables it.
+    #[arg(long, value_name = "TAU")]
+    pub(crate) context_noise: Option<f64>,
+    /// History frames each new frame attends to: a number, or `all` for the whole history
+    /// (memory grows linearly) [default: the training window minus one].
+    #[arg(long, value_name = "N|all")]
+    pub(crate) context_frames: Option<String>,
+    /// Overwrite existing output files.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -293,6 +390,82 @@ pub(crate) struct TrainParArgs {
     /// Print the configuration as JSON and exit.
     #[arg(long)]
     pub(crate) print_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainTokenizerArgs {
+    /// Training configuration (.json or .toml) [default: the CPU recipe].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Dataset file built by `protforge data build`.
+    #[arg(long, value_name = "FILE", required_unless_present = "print_config")]
+    pub(crate) data: Option<PathBuf>,
+    /// Run directory.
+    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
+    pub(crate) out: Option<PathBuf>,
+    /// Continue from OUT/checkpoint (must use the same configuration).
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Stop after this many more steps (the schedule still follows the config's total).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_steps: Option<u64>,
+    /// Print the configuration as JSON and exit.
+    #[arg(long)]
+    pub(crate) print_config: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenizeCommand {
+    /// Encode backbones into structure tokens (one FASTA record per chain).
+    ///
+    /// Record ids are <file stem>_<chain>. Residues missing N, CA or C get token 0. With
+    /// --json, stdout also lists every record's tokens and per-residue bits (13 characters,
+    /// most significant bit first, as the DPLM-2 code orders them).
+    ///
+    /// Examples:
+    ///   protforge tokenize encode 1ubq.pdb -o tokens.fasta
+    ///   protforge tokenize encode pdbs/ --chain A -o tokens.fasta --json
+    Encode(TokenizeEncodeArgs),
+    /// Decode structure tokens into backbones: one PDB per record (N, CA, C, O; poly-GLY).
+    ///
+    /// Writes DIR/<record id>.pdb and DIR/manifest.json.
+    ///
+    /// Example: protforge tokenize decode tokens.fasta -o decoded/
+    Decode(TokenizeDecodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenizeEncodeArgs {
+    /// Structure files (.pdb/.cif, optionally .gz) or folders of them (not recursive).
+    #[arg(required = true, value_name = "PATH")]
+    pub(crate) inputs: Vec<PathBuf>,
+    /// Output FASTA file.
+    #[arg(short = 'o', long = "out", value_name = "FASTA")]
+    pub(crate) out: PathBuf,
+    /// Only this chain of every file [default: every protein chain].
+    #[arg(long, value_name = "ID")]
+    pub(crate) chain: Option<String>,
+    /// Chains per network batch.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) batch_size: usize,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenizeDecodeArgs {
+    /// FASTA file of token records (as written by `tokenize encode` or DPLM-2).
+    pub(crate) input: PathBuf,
+    /// Output directory.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Records per network batch.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) batch_size: usize,
+    /// Overwrite existing files in OUT.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -410,4 +583,101 @@ pub(crate) enum BackboneKind {
     Ca,
     /// N, CA, C and O.
     Full,
+}
+
+/// `protforge assemble` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct AssembleArgs {
+    /// Domain structures (PDB/mmCIF, optionally .gz), in chain order; at least two.
+    #[arg(long, num_args = 1.., value_name = "FILE", required_unless_present = "domain_lengths", conflicts_with = "domain_lengths")]
+    pub(crate) domains: Vec<PathBuf>,
+    /// Generate the domains with PAR instead, with these lengths in chain order, e.g. 80,120.
+    #[arg(long, value_name = "L1,L2,...")]
+    pub(crate) domain_lengths: Option<String>,
+    /// Linker length between consecutive domains: N, or MIN-MAX drawn per linker and sample.
+    #[arg(long, default_value = "15", value_name = "N|MIN-MAX")]
+    pub(crate) linker: String,
+    /// Assemblies to generate.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) num_samples: usize,
+    /// Run seed; the same seed gives the same files.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// File name prefix.
+    #[arg(long, default_value = "assembly")]
+    pub(crate) prefix: String,
+    /// Reverse-diffusion steps [default: the model's config].
+    #[arg(long)]
+    pub(crate) steps: Option<usize>,
+    /// SDE noise scale [default: the model's config].
+    #[arg(long)]
+    pub(crate) noise_scale: Option<f64>,
+    /// Write the network's own domains instead of the input domains placed rigidly.
+    #[arg(long)]
+    pub(crate) no_projection: bool,
+    /// Samples per network batch (with domain files and a fixed linker length).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) batch_size: usize,
+    /// PAR weights for --domain-lengths [default: the shipped weights/par].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) par_weights: Option<PathBuf>,
+    /// Overwrite existing files in OUT.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainWeaverArgs {
+    /// Training configuration (.json or .toml) [default: the CPU recipe].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Dataset file built by `protforge data build`.
+    #[arg(long, value_name = "FILE", required_unless_present = "print_config")]
+    pub(crate) data: Option<PathBuf>,
+    /// Run directory.
+    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
+    pub(crate) out: Option<PathBuf>,
+    /// Domain cache of the dataset (built there if missing).
+    #[arg(long, value_name = "FILE", default_value = "training/weaver/domains.json")]
+    pub(crate) domains: PathBuf,
+    /// Continue from OUT/checkpoint (must use the same configuration).
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Stop after this many more steps (the schedule still follows the config's total).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_steps: Option<u64>,
+    /// Print the configuration as JSON and exit.
+    #[arg(long)]
+    pub(crate) print_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainWeaverDpoArgs {
+    /// Alignment configuration (.json or .toml) [default: the CPU recipe].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Weights folder of the base model (overrides the config's `base`).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) base: Option<PathBuf>,
+    /// Dataset file built by `protforge data build`.
+    #[arg(long, value_name = "FILE", required_unless_present = "print_config")]
+    pub(crate) data: Option<PathBuf>,
+    /// Run directory.
+    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
+    pub(crate) out: Option<PathBuf>,
+    /// Domain cache of the dataset (built there if missing).
+    #[arg(long, value_name = "FILE", default_value = "training/weaver/domains.json")]
+    pub(crate) domains: PathBuf,
+    /// Continue from OUT (pairs and checkpoint; must use the same configuration).
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Stop after this many more steps.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_steps: Option<u64>,
+    /// Print the configuration as JSON and exit.
+    #[arg(long)]
+    pub(crate) print_config: bool,
 }

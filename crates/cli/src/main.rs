@@ -8,7 +8,7 @@ mod commands;
 mod printer;
 
 use clap::Parser;
-use cli::{Cli, Command, DataCommand, EvalCommand, TrainCommand};
+use cli::{Cli, Command, DataCommand, EvalCommand, TokenizeCommand, TrainCommand};
 use printer::Printer;
 use std::process::ExitCode;
 
@@ -40,13 +40,15 @@ fn run(cli: &Cli, printer: &Printer) -> anyhow::Result<()> {
     match &cli.command {
         Command::Generate(args) => commands::generate::run(args, &cli.global, printer),
         Command::Scaffold(args) => commands::scaffold::run(args, &cli.global, printer),
-        Command::Rollout(_) => commands::reserved::run("rollout", "STAR-MD (issue 5)"),
-        Command::Tokenize(_) => commands::reserved::run("tokenize", "the DPLM-2 tokenizer (issue 4)"),
-        Command::Assemble(_) => commands::reserved::run("assemble", "ProteinWeaver (issue 6)"),
+        Command::Rollout(args) => commands::rollout::run(args, &cli.global, printer),
+        Command::Tokenize(TokenizeCommand::Encode(args)) => commands::tokenize::encode(args, &cli.global, printer),
+        Command::Tokenize(TokenizeCommand::Decode(args)) => commands::tokenize::decode(args, &cli.global, printer),
+        Command::Assemble(args) => commands::assemble::run(args, &cli.global, printer),
         Command::Train(TrainCommand::Par(args)) => commands::train::par(args, &cli.global, printer),
-        Command::Train(TrainCommand::Starmd(_)) => commands::reserved::run("train starmd", "STAR-MD (issue 5)"),
-        Command::Train(TrainCommand::Tokenizer(_)) => commands::reserved::run("train tokenizer", "the DPLM-2 tokenizer (issue 4)"),
-        Command::Train(TrainCommand::Weaver(_)) => commands::reserved::run("train weaver", "ProteinWeaver (issue 6)"),
+        Command::Train(TrainCommand::Starmd(args)) => commands::train::starmd(args, &cli.global, printer),
+        Command::Train(TrainCommand::Tokenizer(args)) => commands::train::tokenizer(args, &cli.global, printer),
+        Command::Train(TrainCommand::Weaver(args)) => commands::train::weaver(args, &cli.global, printer),
+        Command::Train(TrainCommand::WeaverDpo(args)) => commands::train::weaver_dpo(args, &cli.global, printer),
         Command::Eval(EvalCommand::Trajectory(args)) => commands::eval::trajectory_cmd(args, json, printer),
         Command::Inspect(args) => commands::inspect::run(args, json, printer),
         Command::Eval(EvalCommand::Backbones(args)) => commands::eval::backbones_cmd(args, json, printer),

@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use assert_cmd::Command;
-use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -200,13 +199,6 @@ fn bad_inputs_give_one_line_errors() {
 
     std::fs::write(d.join("notadataset.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ").unwrap();
     assert_one_line_error(protforge().arg("inspect").arg(d.join("notadataset.safetensors")), "notadataset.safetensors", "");
-}
-
-#[test]
-fn reserved_commands_say_not_yet_available() {
-    for cmd in [&["rollout"][..], &["tokenize", "encode", "x.pdb"], &["train", "starmd"]] {
-        protforge().args(cmd).assert().code(1).stderr(predicate::str::contains("not yet available"));
-    }
 }
 
 #[test]

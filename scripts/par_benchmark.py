@@ -7,6 +7,8 @@ and prints a Markdown table row. It drives the `protforge` binary (PATH or --bin
 
     # (a)/(b) a model's samples: 15 per length at 50..200 step 25 (105 in all)
     python3 scripts/par_benchmark.py uncond --weights weights/par --label par --json docs/bench/uncond_par.json
+    # the same samples without idealisation (the model's own geometry)
+    python3 scripts/par_benchmark.py uncond --weights weights/par --label par-raw --raw --json docs/bench/uncond_par_raw.json
     # (c) random-walk CA baseline and (d) the validation set itself
     python3 scripts/par_benchmark.py baselines --json-dir docs/bench
     # motif scaffolding on the 24 Genie2 design25 problems, 8 samples each
@@ -69,9 +71,14 @@ def save(path, obj):
 def cmd_uncond(a):
     out = a.out or tempfile.mkdtemp(prefix="par_uncond_")
     gen = [a.bin, "--no-progress", "--weights", a.weights, "generate", "--lengths", a.lengths, "--num-samples", str(a.num_samples),
-           "--seed", str(a.seed), "--out", out, "--force"] + (["--schedule", a.schedule] if a.schedule else [])
+           "--seed", str(a.seed), "--out", out, "--force"] + (["--schedule", a.schedule] if a.schedule else []) + (["--no-idealize"] if a.raw else [])
     _, secs = run(gen)
     agg = evaluate(a.bin, out)
+    moved = sorted(s["idealize"]["rmsd_moved"] for s in json.load(open(os.path.join(out, "manifest.json")))["samples"] if "idealize" in s)
+    if moved:
+        agg["idealize_rmsd_moved_median"] = round(moved[len(moved) // 2], 3)
+        agg["idealize_rmsd_moved_mean"] = round(sum(moved) / len(moved), 3)
+    agg["idealized"] = not a.raw
     agg.update(label=a.label, weights=a.weights, lengths=a.lengths, num_samples=a.num_samples, seed=a.seed,
                schedule=a.schedule or "default", generate_seconds=round(secs, 1), command=" ".join(gen))
     save(a.json, agg)
@@ -180,6 +187,7 @@ def main():
     u.add_argument("--weights", required=True)
     u.add_argument("--label", required=True)
     u.add_argument("--schedule")
+    u.add_argument("--raw", action="store_true", help="raw sampled CA traces (generate --no-idealize)")
     b = sub.add_parser("baselines")
     b.add_argument("--json-dir")
     for p in (u, b):

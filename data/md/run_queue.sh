@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Run the reference-MD table (data/md/proteins.tsv) round-robin, in chunks, at nice 19.
+# Run the reference-MD table (data/md/proteins.tsv) round-robin, in chunks, at niceness
+# $PROTFORGE_MD_NICE (default 0: at nice 19 OpenMM gets almost no CPU next to a nice-0 training
+# job; give each job one thread instead, e.g. RAYON_NUM_THREADS=1 CANDLE_NUM_THREADS=1 for training).
 #
 # Pass k brings every run to min(k * CHUNK, target_ns) ns of production, smallest proteins
 # first, so every protein reaches each milestone before any goes further. simulate.py commits
@@ -10,7 +12,7 @@
 # Usage (from anywhere):
 #   data/md/run_queue.sh [--chunk-ns 0.5] [--threads 1] [--only ID[,ID...]] [--dry-run]
 # Background start:
-#   nohup nice -n 19 data/md/run_queue.sh > /dev/null 2>&1 &
+#   nohup data/md/run_queue.sh > /dev/null 2>&1 &
 # Stop (by its id, written to data/md/logs/queue-<pid>.pid):
 #   kill "$(cat data/md/logs/queue-<pid>.pid)"
 # Several instances may run at once (e.g. one per free core): each run directory is locked
@@ -115,7 +117,7 @@ while :; do
         fi
         worked=1
         note "$name: $have -> $goal ns (pass $pass)"
-        nice -n 19 "$python" data/md/simulate.py "$shared/$path" --out "data/md/traj/$name" \
+        nice -n "${PROTFORGE_MD_NICE:-0}" "$python" data/md/simulate.py "$shared/$path" --out "data/md/traj/$name" \
             --ns "$goal" --seed "$seed" --threads "$threads" --name "$name" >> "$log" 2>&1 &
         child=$!
         wait "$child"

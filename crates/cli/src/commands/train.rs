@@ -5,7 +5,7 @@ use crate::printer::{Printer, out};
 use anyhow::{Context, bail};
 use protforge_data::{Dataset, Split};
 use protforge_par::train::{CaSet, TrainConfig, Trainer};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Read a training config from .json or .toml.
 fn read_config<C: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<C> {
@@ -19,21 +19,29 @@ fn read_config<C: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<C>
     Ok(cfg)
 }
 
-pub(crate) fn par(args: &TrainParArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
-    let cfg = match &args.config {
-        Some(p) => read_config(p)?,
-        None => TrainConfig::cpu_small(),
+/// The config at `path` (.json or .toml), or the built-in recipe.
+fn config_or<C: serde::de::DeserializeOwned>(path: Option<&PathBuf>, default: impl FnOnce() -> C) -> anyhow::Result<C> {
+    path.map_or_else(|| Ok(default()), |p| read_config(p))
+}
+
+/// `--data` and `--out` of a training run; refuses to start over an existing run without `--resume`.
+fn run_paths<'a>(data: Option<&'a PathBuf>, out_dir: Option<&'a PathBuf>, resume: bool) -> anyhow::Result<(&'a Path, &'a Path)> {
+    let (Some(data), Some(out_dir)) = (data, out_dir) else {
+        bail!("--data and --out are required");
     };
+    if out_dir.join("checkpoint").exists() && !resume {
+        bail!("{}: a run already exists here (use --resume to continue it, or choose another --out)", out_dir.display());
+    }
+    Ok((data, out_dir))
+}
+
+pub(crate) fn par(args: &TrainParArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
+    let cfg = config_or(args.config.as_ref(), TrainConfig::cpu_small)?;
     if args.print_config {
         out(serde_json::to_string_pretty(&cfg)?);
         return Ok(());
     }
-    let (Some(data), Some(out_dir)) = (&args.data, &args.out) else {
-        bail!("--data and --out are required");
-    };
-    if out_dir.join("checkpoint").exists() && !args.resume {
-        bail!("{}: a run already exists here (use --resume to continue it, or choose another --out)", out_dir.display());
-    }
+    let (data, out_dir) = run_paths(args.data.as_ref(), args.out.as_ref(), args.resume)?;
     let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
     let ds = Dataset::open(data)?;
     let train = CaSet::from_dataset(&ds, Split::Train)?;
@@ -71,20 +79,12 @@ pub(crate) fn par(args: &TrainParArgs, global: &GlobalArgs, printer: &Printer) -
 
 pub(crate) fn tokenizer(args: &TrainTokenizerArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
     use protforge_tokenizer::train::{ChainSet, TrainConfig, Trainer};
-    let cfg = match &args.config {
-        Some(p) => read_config(p)?,
-        None => TrainConfig::cpu(),
-    };
+    let cfg = config_or(args.config.as_ref(), TrainConfig::cpu)?;
     if args.print_config {
         out(serde_json::to_string_pretty(&cfg)?);
         return Ok(());
     }
-    let (Some(data), Some(out_dir)) = (&args.data, &args.out) else {
-        bail!("--data and --out are required");
-    };
-    if out_dir.join("checkpoint").exists() && !args.resume {
-        bail!("{}: a run already exists here (use --resume to continue it, or choose another --out)", out_dir.display());
-    }
+    let (data, out_dir) = run_paths(args.data.as_ref(), args.out.as_ref(), args.resume)?;
     let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
     let ds = Dataset::open(data)?;
     let train = ChainSet::from_dataset(&ds, Split::Train, cfg.crop_min);
@@ -136,21 +136,13 @@ pub(crate) fn tokenizer(args: &TrainTokenizerArgs, global: &GlobalArgs, printer:
 pub(crate) fn starmd(args: &crate::cli::TrainStarmdArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
     use protforge_starmd::data::load_md;
     use protforge_starmd::train::{TrainConfig, Trainer};
-    let cfg = match &args.config {
-        Some(p) => read_config(p)?,
-        None => TrainConfig::cpu_small(),
-    };
+    let cfg = config_or(args.config.as_ref(), TrainConfig::cpu_small)?;
     if args.print_config {
         out(serde_json::to_string_pretty(&cfg)?);
         return Ok(());
     }
-    let (Some(data), Some(out_dir)) = (&args.data, &args.out) else {
-        bail!("--data and --out are required");
-    };
     cfg.validate().with_context(|| args.config.as_ref().map_or_else(|| "built-in config".to_string(), |p| p.display().to_string()))?;
-    if out_dir.join("checkpoint").exists() && !args.resume {
-        bail!("{}: a run already exists here (use --resume to continue it, or choose another --out)", out_dir.display());
-    }
+    let (data, out_dir) = run_paths(args.data.as_ref(), args.out.as_ref(), args.resume)?;
     let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
     let md = load_md(data, &cfg.load_options())?;
     for note in &md.skipped {
@@ -233,20 +225,12 @@ fn weaver_data(
 
 pub(crate) fn weaver(args: &crate::cli::TrainWeaverArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
     use protforge_weaver::train::{TrainConfig, Trainer};
-    let cfg = match &args.config {
-        Some(p) => read_config(p)?,
-        None => TrainConfig::cpu_small(),
-    };
+    let cfg = config_or(args.config.as_ref(), TrainConfig::cpu_small)?;
     if args.print_config {
         out(serde_json::to_string_pretty(&cfg)?);
         return Ok(());
     }
-    let (Some(data), Some(out_dir)) = (&args.data, &args.out) else {
-        bail!("--data and --out are required");
-    };
-    if out_dir.join("checkpoint").exists() && !args.resume {
-        bail!("{}: a run already exists here (use --resume to continue it, or choose another --out)", out_dir.display());
-    }
+    let (data, out_dir) = run_paths(args.data.as_ref(), args.out.as_ref(), args.resume)?;
     cfg.validate()?;
     let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
     let (train, val) = weaver_data(data, &args.domains, &cfg.domains, cfg.min_domains, printer)?;
@@ -280,10 +264,7 @@ pub(crate) fn weaver(args: &crate::cli::TrainWeaverArgs, global: &GlobalArgs, pr
 
 pub(crate) fn weaver_dpo(args: &crate::cli::TrainWeaverDpoArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
     use protforge_weaver::dpo::{DpoConfig, DpoTrainer};
-    let mut cfg: DpoConfig = match &args.config {
-        Some(p) => read_config(p)?,
-        None => DpoConfig::cpu(),
-    };
+    let mut cfg: DpoConfig = config_or(args.config.as_ref(), DpoConfig::cpu)?;
     if let Some(base) = &args.base {
         cfg.base.clone_from(base);
     }

@@ -278,7 +278,7 @@ pub(crate) enum TrainCommand {
     /// validation loss: a shippable weights folder), OUT/train.csv and OUT/val.csv.
     /// Without --config the CPU recipe of the shipped weights is used; print it with
     /// --print-config and edit it to change the architecture or schedule.
-    Par(TrainParArgs),
+    Par(TrainDatasetArgs),
     /// Train STAR-MD (MD trajectory rollout) on the backbone trajectories of data/md.
     ///
     /// Reads DATA/proteins.tsv (train/val split) and DATA/traj/*/{topology.pdb, traj.xtc,
@@ -292,7 +292,7 @@ pub(crate) enum TrainCommand {
     /// validation reconstruction loss: a shippable weights folder), OUT/train.csv and
     /// OUT/val.csv (FAPE, distogram, CA RMSD, codebook usage and perplexity). Without --config
     /// the CPU recipe is used; print it with --print-config and edit it.
-    Tokenizer(TrainTokenizerArgs),
+    Tokenizer(TrainDatasetArgs),
     /// Train the ProteinWeaver assembly model on multi-domain chains.
     ///
     /// Parses domains of every dataset chain on first use and caches them in --domains (JSON,
@@ -311,12 +311,19 @@ pub(crate) enum TrainCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct TrainStarmdArgs {
-    /// Training configuration (.json or .toml) [default: the CPU recipe].
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
     /// MD data folder (data/md: proteins.tsv and traj/).
     #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
     pub(crate) data: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) run: TrainRunArgs,
+}
+
+/// Options every `protforge train` command shares.
+#[derive(Debug, Args)]
+pub(crate) struct TrainRunArgs {
+    /// Training configuration (.json or .toml) [default: the CPU recipe].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     /// Run directory.
     #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
     pub(crate) out: Option<PathBuf>,
@@ -370,48 +377,14 @@ pub(crate) struct RolloutArgs {
     pub(crate) force: bool,
 }
 
+/// `train par` and `train tokenizer`: a dataset file and the shared run options.
 #[derive(Debug, Args)]
-pub(crate) struct TrainParArgs {
-    /// Training configuration (.json or .toml) [default: the CPU recipe].
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
+pub(crate) struct TrainDatasetArgs {
     /// Dataset file built by `protforge data build`.
     #[arg(long, value_name = "FILE", required_unless_present = "print_config")]
     pub(crate) data: Option<PathBuf>,
-    /// Run directory.
-    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
-    pub(crate) out: Option<PathBuf>,
-    /// Continue from OUT/checkpoint (must use the same configuration).
-    #[arg(long)]
-    pub(crate) resume: bool,
-    /// Stop after this many more steps (the schedule still follows the config's total).
-    #[arg(long, value_name = "N")]
-    pub(crate) max_steps: Option<u64>,
-    /// Print the configuration as JSON and exit.
-    #[arg(long)]
-    pub(crate) print_config: bool,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct TrainTokenizerArgs {
-    /// Training configuration (.json or .toml) [default: the CPU recipe].
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
-    /// Dataset file built by `protforge data build`.
-    #[arg(long, value_name = "FILE", required_unless_present = "print_config")]
-    pub(crate) data: Option<PathBuf>,
-    /// Run directory.
-    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
-    pub(crate) out: Option<PathBuf>,
-    /// Continue from OUT/checkpoint (must use the same configuration).
-    #[arg(long)]
-    pub(crate) resume: bool,
-    /// Stop after this many more steps (the schedule still follows the config's total).
-    #[arg(long, value_name = "N")]
-    pub(crate) max_steps: Option<u64>,
-    /// Print the configuration as JSON and exit.
-    #[arg(long)]
-    pub(crate) print_config: bool,
+    #[command(flatten)]
+    pub(crate) run: TrainRunArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -631,53 +604,29 @@ pub(crate) struct AssembleArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct TrainWeaverArgs {
-    /// Training configuration (.json or .toml) [default: the CPU recipe].
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
     /// Dataset file built by `protforge data build`.
     #[arg(long, value_name = "FILE", required_unless_present = "print_config")]
     pub(crate) data: Option<PathBuf>,
-    /// Run directory.
-    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
-    pub(crate) out: Option<PathBuf>,
     /// Domain cache of the dataset (built there if missing).
     #[arg(long, value_name = "FILE", default_value = "training/weaver/domains.json")]
     pub(crate) domains: PathBuf,
-    /// Continue from OUT/checkpoint (must use the same configuration).
-    #[arg(long)]
-    pub(crate) resume: bool,
-    /// Stop after this many more steps (the schedule still follows the config's total).
-    #[arg(long, value_name = "N")]
-    pub(crate) max_steps: Option<u64>,
-    /// Print the configuration as JSON and exit.
-    #[arg(long)]
-    pub(crate) print_config: bool,
+    #[command(flatten)]
+    pub(crate) run: TrainRunArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct TrainWeaverDpoArgs {
-    /// Alignment configuration (.json or .toml) [default: the CPU recipe].
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
     /// Weights folder of the base model (overrides the config's `base`).
     #[arg(long, value_name = "DIR")]
     pub(crate) base: Option<PathBuf>,
     /// Dataset file built by `protforge data build`.
     #[arg(long, value_name = "FILE", required_unless_present = "print_config")]
     pub(crate) data: Option<PathBuf>,
-    /// Run directory.
-    #[arg(long, value_name = "DIR", required_unless_present = "print_config")]
-    pub(crate) out: Option<PathBuf>,
     /// Domain cache of the dataset (built there if missing).
     #[arg(long, value_name = "FILE", default_value = "training/weaver/domains.json")]
     pub(crate) domains: PathBuf,
-    /// Continue from OUT (pairs and checkpoint; must use the same configuration).
-    #[arg(long)]
-    pub(crate) resume: bool,
-    /// Stop after this many more steps.
-    #[arg(long, value_name = "N")]
-    pub(crate) max_steps: Option<u64>,
-    /// Print the configuration as JSON and exit.
-    #[arg(long)]
-    pub(crate) print_config: bool,
+    // With --resume the sampled preference pairs in OUT are reused too.
+    #[command(flatten)]
+    pub(crate) run: TrainRunArgs,
 }
+

@@ -43,21 +43,17 @@ impl VelocityField for Field<'_> {
 }
 
 /// `(mean CA–CA Å, fraction in [3.6, 4.0])` of `x [1, L, 3]` in nm.
-fn bonds(x: &Tensor) -> (f64, f64) {
-    let p = x.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+fn bonds(x: &Tensor) -> candle_core::Result<(f64, f64)> {
+    let p = x.squeeze(0)?.to_vec2::<f32>()?;
     let d: Vec<f64> = p.windows(2).map(|w| (0..3).map(|k| f64::from(w[0][k] - w[1][k]).powi(2)).sum::<f64>().sqrt() * ANG_PER_NM).collect();
     let n = d.len() as f64;
-    (d.iter().sum::<f64>() / n, d.iter().filter(|&&v| (3.6..=4.0).contains(&v)).count() as f64 / n)
+    Ok((d.iter().sum::<f64>() / n, d.iter().filter(|&&v| (3.6..=4.0).contains(&v)).count() as f64 / n))
 }
 
-fn rg(x: &Tensor) -> f64 {
-    let v = x.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-    (f64::from(v) / x.dim(1).unwrap() as f64).sqrt() * ANG_PER_NM
-}
-
-fn rmsd(a: &Tensor, b: &Tensor) -> f64 {
-    let v = (a - b).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-    (f64::from(v) / a.dim(1).unwrap() as f64).sqrt() * ANG_PER_NM
+/// Root-mean-square distance (Å) of the points of `x [1, L, 3]` (nm) to the origin.
+fn rms(x: &Tensor) -> candle_core::Result<f64> {
+    let v = x.sqr()?.sum_all()?.to_scalar::<f32>()?;
+    Ok((f64::from(v) / x.dim(1)? as f64).sqrt() * ANG_PER_NM)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -83,15 +79,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let x = center(&Tensor::from_vec(flat, (1, len, 3), &device)?, &ones)?;
         let sizes = cfg.scales.sizes(len);
         let n = sizes.len();
-        let targets: Vec<Tensor> = sizes
-            .iter()
-            .map(|&s| {
-                let xi = if s == len { x.clone() } else { apply(&down_weights(cfg.downsample, len, s), len, s, &x).unwrap() };
-                center(&xi, &Tensor::ones((1, s), DType::F32, &device).unwrap()).unwrap()
-            })
-            .collect();
-        let contexts: Vec<Tensor> =
-            (0..n - 1).map(|i| apply(&linear_weights(sizes[i], sizes[i + 1]), sizes[i], sizes[i + 1], &targets[i]).unwrap()).collect();
+        let mut targets = Vec::with_capacity(n);
+        for &s in &sizes {
+            let xi = if s == len { x.clone() } else { apply(&down_weights(cfg.downsample, len, s), len, s, &x)? };
+            targets.push(center(&xi, &Tensor::ones((1, s), DType::F32, &device)?)?);
+        }
+        let mut contexts = Vec::with_capacity(n - 1);
+        for i in 0..n - 1 {
+            contexts.push(apply(&linear_weights(sizes[i], sizes[i + 1]), sizes[i], sizes[i + 1], &targets[i])?);
+        }
         let zs = model.ar.forward_all(len, &sizes, &contexts, 1)?;
         let z = &zs[n - 1];
         let sigma2 = f64::from(x.sqr()?.mean_all()?.to_scalar::<f32>()?);
@@ -104,9 +100,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let v = model.decoder.forward(&DecoderInput { x_t: &x_t, t: &tt, z, x_sc: Some(&x_sc), len })?;
             let x1 = predict_data(&x_t, &v, &tt)?;
             let gauss = (&x_t * (t * sigma2 / (t * t * sigma2 + (1.0 - t).powi(2))))?;
-            let (bm, bok) = bonds(&x1);
-            acc[k][0] += rmsd(&x1, &x);
-            acc[k][1] += rmsd(&gauss, &x);
+            let (bm, bok) = bonds(&x1)?;
+            acc[k][0] += rms(&(&x1 - &x)?)?;
+            acc[k][1] += rms(&(&gauss - &x)?)?;
             acc[k][2] += bm;
             acc[k][3] += bok;
         }
@@ -115,13 +111,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let opts = IntegrateOptions { integrator, g: GSchedule::InverseT, gamma, self_condition: true };
             let x0 = randn(&mut rng, &[1, len, 3], &device)?;
             let out = integrate(&Field { decoder: &model.decoder, z, len }, &x0, &ones, &grid, &opts, &mut rng)?;
-            let (bm, bok) = bonds(&out);
+            let (bm, bok) = bonds(&out)?;
             gen_acc[j][0] += bm;
             gen_acc[j][1] += bok;
-            gen_acc[j][2] += rg(&out) / rg(&x);
+            gen_acc[j][2] += rms(&out)? / rms(&x)?;
         }
         used += 1;
-        println!("chain {used}: L {len}, true Rg {:.1} Å, true bonds {:?}", rg(&x), bonds(&x));
+        println!("chain {used}: L {len}, true Rg {:.1} Å, true bonds {:?}", rms(&x)?, bonds(&x)?);
     }
     let u = used as f64;
     println!("\none-step estimates with true coarse scales ({used} val chains, self-conditioned)");

@@ -13,6 +13,12 @@ type Result<T> = std::result::Result<T, TokenizerError>;
 const FAPE_EPS_ANG2: f64 = 1e-4;
 
 /// Loss weights and FAPE settings (AlphaFold2 / DPLM-2 `StructureVQLoss`: FAPE 1.0, distogram 0.3).
+///
+/// As in AlphaFold2 (Suppl. 1.11.5) and OpenFold's `backbone_loss`, the FAPE term mixes the
+/// clamped and the unclamped error: `(1 − u)·FAPE_clamped + u·FAPE_unclamped`, `u = 0.1`
+/// (OpenFold draws "clamp this batch" with probability 0.9; the fixed mixture has the same
+/// expectation without extra randomness). The unclamped part is what pulls far-apart residues
+/// into place while every pair error is still above the clamp, as at the start of training.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LossWeights {
@@ -24,11 +30,18 @@ pub struct LossWeights {
     pub fape_clamp_ang: f64,
     /// FAPE length scale `Z` (Å; AlphaFold2: 10).
     pub fape_scale_ang: f64,
+    /// Weight `u` of the unclamped FAPE in the FAPE term (AlphaFold2/OpenFold: 0.1).
+    #[serde(default = "default_unclamped_fraction")]
+    pub fape_unclamped_fraction: f64,
+}
+
+fn default_unclamped_fraction() -> f64 {
+    0.1
 }
 
 impl Default for LossWeights {
     fn default() -> Self {
-        Self { fape: 1.0, distogram: 0.3, fape_clamp_ang: 10.0, fape_scale_ang: 10.0 }
+        Self { fape: 1.0, distogram: 0.3, fape_clamp_ang: 10.0, fape_scale_ang: 10.0, fape_unclamped_fraction: default_unclamped_fraction() }
     }
 }
 
@@ -88,18 +101,21 @@ impl FapeTarget {
     }
 }
 
-/// Frame-aligned point error (AlphaFold2 Suppl. Alg. 28), clamped, in units of `scale`:
+/// Frame-aligned point error (AlphaFold2 Suppl. Alg. 28) in units of `scale`, clamped and
+/// unclamped (scalars, in that order):
 ///
-/// `mean over valid (i, j) of min(clamp, √(|T_i⁻¹ x_j − T_i^true⁻¹ x_j^true|² + ε)) / scale`
+/// `mean over valid (i, j) of min(clamp, √(|T_i⁻¹ x_j − T_i^true⁻¹ x_j^true|² + ε)) / scale`,
+/// and the same mean without the `min`.
 ///
 /// `frames: [B, L]` (Å) and `atoms: [B, M, 3]` (Å) are the prediction; gradients flow into both.
 ///
 /// # Errors
 /// Candle shape errors.
-pub fn fape(frames: &Rigids, atoms: &Tensor, target: &FapeTarget, clamp: f64, scale: f64) -> Result<Tensor> {
+pub fn fape(frames: &Rigids, atoms: &Tensor, target: &FapeTarget, clamp: f64, scale: f64) -> Result<(Tensor, Tensor)> {
     let diff = (local_coords(frames, atoms)? - &target.local)?.sqr()?; // [B, L, 3, M]
-    let d = (diff.sum(2)? + FAPE_EPS_ANG2)?.sqrt()?.minimum(clamp)?; // [B, L, M]
-    Ok(((d * &target.weights)?.sum_all()?.div(&target.count)? / scale)?)
+    let d = (diff.sum(2)? + FAPE_EPS_ANG2)?.sqrt()?; // [B, L, M]
+    let mean = |d: Tensor| -> Result<Tensor> { Ok(((d * &target.weights)?.sum_all()?.div(&target.count)? / scale)?) };
+    Ok((mean(d.minimum(clamp)?)?, mean(d)?))
 }
 
 /// Mean cross-entropy of distogram logits `[B, L, L, bins]` against true bins `[B, L, L]`
@@ -137,20 +153,26 @@ mod tests {
         let fm = Tensor::ones((2, 4), DType::F32, &Device::Cpu).unwrap();
         let am = Tensor::ones((2, 12), DType::F32, &Device::Cpu).unwrap();
         let target = FapeTarget::new(&f, &atoms, &fm, &am).unwrap();
-        let zero = fape(&f, &atoms, &target, 10.0, 10.0).unwrap().to_scalar::<f32>().unwrap();
+        let zero = fape(&f, &atoms, &target, 10.0, 10.0).unwrap().0.to_scalar::<f32>().unwrap();
         assert!(zero < 2e-3, "{zero}"); // √ε / scale = 0.001
         // A global motion of the prediction leaves FAPE unchanged; other frames do not.
         let g = frames(2, 1, 5.0);
         let moved = g.compose(&f).unwrap();
         let moved_atoms = backbone_atoms(&moved).unwrap();
         let other = frames(2, 4, 9.0);
-        let v = fape(&moved, &moved_atoms, &target, 10.0, 10.0).unwrap().to_scalar::<f32>().unwrap();
+        let v = fape(&moved, &moved_atoms, &target, 10.0, 10.0).unwrap().0.to_scalar::<f32>().unwrap();
         assert!((v - zero).abs() < 1e-4, "{v}");
-        let w = fape(&other, &backbone_atoms(&other).unwrap(), &target, 10.0, 10.0).unwrap().to_scalar::<f32>().unwrap();
+        let w = fape(&other, &backbone_atoms(&other).unwrap(), &target, 10.0, 10.0).unwrap().0.to_scalar::<f32>().unwrap();
         assert!(w > 0.1 && w <= 1.0, "{w}");
-        // Clamp: every error is at most clamp/scale.
-        let tiny = fape(&other, &backbone_atoms(&other).unwrap(), &target, 0.5, 10.0).unwrap().to_scalar::<f32>().unwrap();
+        // Clamp: every error is at most clamp/scale; the unclamped value is not clamped, and
+        // equals the clamped one when the clamp is above every error.
+        let (tiny, free) = fape(&other, &backbone_atoms(&other).unwrap(), &target, 0.5, 10.0).unwrap();
+        let (tiny, free) = (tiny.to_scalar::<f32>().unwrap(), free.to_scalar::<f32>().unwrap());
         assert!(tiny <= 0.05 + 1e-6);
+        assert!(free > 2.0 * tiny, "unclamped {free} vs clamped {tiny}");
+        let (c, u) = fape(&other, &backbone_atoms(&other).unwrap(), &target, 1e4, 10.0).unwrap();
+        assert!((c.to_scalar::<f32>().unwrap() - u.to_scalar::<f32>().unwrap()).abs() < 1e-6);
+        assert!((u.to_scalar::<f32>().unwrap() - free).abs() < 1e-6);
     }
 
     #[test]

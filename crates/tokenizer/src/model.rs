@@ -335,7 +335,8 @@ impl Decoder {
 pub struct LossParts {
     /// `w_fape·fape + w_dist·distogram + LFQ loss` (scalar tensor).
     pub total: Tensor,
-    /// Backbone FAPE, mean over iterations (units of `fape_scale_ang`).
+    /// Clamped backbone FAPE, mean over iterations (units of `fape_scale_ang`); the loss
+    /// mixes in the unclamped FAPE ([`LossWeights::fape_unclamped_fraction`]).
     pub fape: f32,
     /// Distogram cross-entropy (nats).
     pub distogram: f32,
@@ -436,13 +437,19 @@ impl Tokenizer {
         let (b, l) = x.mask.dims2()?;
         let atom_mask = x.mask.unsqueeze(2)?.broadcast_as((b, l, 3))?.reshape((b, 3 * l))?;
         let target = FapeTarget::new(&t.frames, &t.atoms, &x.mask, &atom_mask)?;
-        let mut fape_sum = Tensor::zeros((), DType::F32, &self.device)?;
+        let mut clamped = Tensor::zeros((), DType::F32, &self.device)?;
+        let mut unclamped = Tensor::zeros((), DType::F32, &self.device)?;
         for frames in &dec.frames {
-            fape_sum = (fape_sum + fape(frames, &backbone_atoms(frames)?, &target, w.fape_clamp_ang, w.fape_scale_ang)?)?;
+            let (c, u) = fape(frames, &backbone_atoms(frames)?, &target, w.fape_clamp_ang, w.fape_scale_ang)?;
+            clamped = (clamped + c)?;
+            unclamped = (unclamped + u)?;
         }
-        let fape_mean = (fape_sum / dec.frames.len().max(1) as f64)?;
+        let iters = dec.frames.len().max(1) as f64;
+        let fape_mean = (clamped / iters)?;
+        let u = w.fape_unclamped_fraction;
+        let fape_term = ((&fape_mean * (1.0 - u))? + (unclamped * (u / iters))?)?;
         let dist = distogram_loss(&dec.distogram, &t.dist_bins, &x.mask)?;
-        let recon = ((&fape_mean * w.fape)? + (&dist * w.distogram)?)?;
+        let recon = ((&fape_term * w.fape)? + (&dist * w.distogram)?)?;
         let total = (&recon + &lfq.loss)?;
         let scalar = |t: &Tensor| t.to_scalar::<f32>();
         let entropy = (&lfq.per_sample_entropy - &lfq.codebook_entropy)?;

@@ -133,6 +133,10 @@ impl TrainConfig {
         if self.grad_clip.is_nan() || self.grad_clip <= 0.0 {
             return bad(format!("grad_clip {} must be positive", self.grad_clip));
         }
+        let u = self.loss.fape_unclamped_fraction;
+        if !(0.0..=1.0).contains(&u) {
+            return bad(format!("loss.fape_unclamped_fraction {u} must be in [0, 1]"));
+        }
         Ok(())
     }
 }

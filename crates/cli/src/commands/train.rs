@@ -1,14 +1,16 @@
 //! `protforge train par`, `tokenizer`, `starmd`, `weaver` and `weaver-dpo`.
 
-use crate::cli::{GlobalArgs, TrainParArgs, TrainTokenizerArgs};
+use crate::cli::{GlobalArgs, TrainDatasetArgs, TrainRunArgs, TrainStarmdArgs, TrainWeaverArgs, TrainWeaverDpoArgs};
 use crate::printer::{Printer, out};
 use anyhow::{Context, bail};
+use indicatif::ProgressBar;
 use protforge_data::{Dataset, Split};
-use protforge_par::train::{CaSet, TrainConfig, Trainer};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
 /// Read a training config from .json or .toml.
-fn read_config<C: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<C> {
+fn read_config<C: DeserializeOwned>(path: &Path) -> anyhow::Result<C> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let is_toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
     let cfg = if is_toml {
@@ -19,39 +21,70 @@ fn read_config<C: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<C>
     Ok(cfg)
 }
 
-/// The config at `path` (.json or .toml), or the built-in recipe.
-fn config_or<C: serde::de::DeserializeOwned>(path: Option<&PathBuf>, default: impl FnOnce() -> C) -> anyhow::Result<C> {
-    path.map_or_else(|| Ok(default()), |p| read_config(p))
+/// The config at `--config` (.json or .toml), or the built-in recipe.
+fn config_or<C: DeserializeOwned>(run: &TrainRunArgs, default: impl FnOnce() -> C) -> anyhow::Result<C> {
+    run.config.as_ref().map_or_else(|| Ok(default()), |p| read_config(p))
 }
 
-/// `--data` and `--out` of a training run; refuses to start over an existing run without `--resume`.
-fn run_paths<'a>(data: Option<&'a PathBuf>, out_dir: Option<&'a PathBuf>, resume: bool) -> anyhow::Result<(&'a Path, &'a Path)> {
-    let (Some(data), Some(out_dir)) = (data, out_dir) else {
+/// With `--print-config`, print `cfg` as JSON and return true (the command then stops).
+fn printed<C: Serialize>(run: &TrainRunArgs, cfg: &C) -> anyhow::Result<bool> {
+    if run.print_config {
+        out(serde_json::to_string_pretty(cfg)?);
+    }
+    Ok(run.print_config)
+}
+
+/// `--data` and `--out` of a training run; refuses to start over an existing run without
+/// `--resume` (a run exists once `marker` is in OUT).
+fn run_paths<'a>(data: Option<&'a PathBuf>, run: &'a TrainRunArgs, marker: &str) -> anyhow::Result<(&'a Path, &'a Path)> {
+    let (Some(data), Some(out_dir)) = (data, run.out.as_ref()) else {
         bail!("--data and --out are required");
     };
-    if out_dir.join("checkpoint").exists() && !resume {
+    if out_dir.join(marker).exists() && !run.resume {
         bail!("{}: a run already exists here (use --resume to continue it, or choose another --out)", out_dir.display());
     }
     Ok((data, out_dir))
 }
 
-pub(crate) fn par(args: &TrainParArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
-    let cfg = config_or(args.config.as_ref(), TrainConfig::cpu_small)?;
-    if args.print_config {
-        out(serde_json::to_string_pretty(&cfg)?);
+/// The device of `--device`.
+fn device(global: &GlobalArgs) -> anyhow::Result<candle_core::Device> {
+    Ok(global.device.parse::<protforge_nn::DeviceSpec>()?.open()?)
+}
+
+/// Record the configuration a run uses as OUT/`file` (JSON).
+fn write_config<C: Serialize>(out_dir: &Path, file: &str, cfg: &C) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out_dir).with_context(|| format!("{}: cannot create the run directory", out_dir.display()))?;
+    std::fs::write(out_dir.join(file), serde_json::to_string_pretty(cfg)?).with_context(|| format!("{}: cannot write {file}", out_dir.display()))
+}
+
+/// A progress bar over the steps this invocation runs: from `step` to `total`, or `--max-steps`.
+fn step_bar(printer: &Printer, run: &TrainRunArgs, step: u64, total: u64, label: &str) -> ProgressBar {
+    let left = total - step.min(total);
+    printer.bar(run.max_steps.map_or(left, |m| m.min(left)), label)
+}
+
+/// Clear the bar and say where the run's weights are.
+fn finish(printer: &Printer, bar: &ProgressBar, step: u64, out_dir: &Path, what: &str) {
+    bar.finish_and_clear();
+    printer.note(format!("done at step {step}; {what} in {}", out_dir.join("best").display()));
+}
+
+pub(crate) fn par(args: &TrainDatasetArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
+    use protforge_par::train::{CaSet, TrainConfig, Trainer};
+    let cfg = config_or(&args.run, TrainConfig::cpu_small)?;
+    if printed(&args.run, &cfg)? {
         return Ok(());
     }
-    let (data, out_dir) = run_paths(args.data.as_ref(), args.out.as_ref(), args.resume)?;
-    let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
+    let (data, out_dir) = run_paths(args.data.as_ref(), &args.run, "checkpoint")?;
+    let device = device(global)?;
     let ds = Dataset::open(data)?;
     let train = CaSet::from_dataset(&ds, Split::Train)?;
     let val = CaSet::from_dataset(&ds, Split::Val)?;
     if train.traces.is_empty() || val.traces.is_empty() {
         bail!("{}: needs both train and val chains (train {}, val {})", data.display(), train.traces.len(), val.traces.len());
     }
-    let mut trainer = Trainer::new(cfg.clone(), out_dir, args.resume, device)?;
-    std::fs::write(out_dir.join("train_config.json"), serde_json::to_string_pretty(&cfg)?)
-        .with_context(|| format!("{}: cannot write train_config.json", out_dir.display()))?;
+    let mut trainer = Trainer::new(cfg.clone(), out_dir, args.run.resume, device)?;
+    write_config(out_dir, "train_config.json", &cfg)?;
     printer.note(format!(
         "training PAR from step {} to {} on {} train / {} val chains → {}",
         trainer.step(),
@@ -60,10 +93,9 @@ pub(crate) fn par(args: &TrainParArgs, global: &GlobalArgs, printer: &Printer) -
         val.traces.len(),
         out_dir.display()
     ));
-    let remaining = args.max_steps.map_or(cfg.steps - trainer.step().min(cfg.steps), |m| m.min(cfg.steps - trainer.step().min(cfg.steps)));
-    let bar = printer.bar(remaining, "training");
+    let bar = step_bar(printer, &args.run, trainer.step(), cfg.steps, "training");
     let verbose = printer.verbose() > 0;
-    trainer.run(&train, &val, args.max_steps, &mut |r| {
+    trainer.run(&train, &val, args.run.max_steps, &mut |r| {
         bar.inc(1);
         bar.set_message(format!("loss {:.3}", r.loss));
         if let Some(v) = r.val_loss {
@@ -72,20 +104,18 @@ pub(crate) fn par(args: &TrainParArgs, global: &GlobalArgs, printer: &Printer) -
             bar.println(format!("step {:>7}  loss {:.4}  |g| {:.3}  lr {:.2e}", r.step, r.loss, r.grad_norm, r.lr));
         }
     })?;
-    bar.finish_and_clear();
-    printer.note(format!("done at step {}; best EMA weights in {}", trainer.step(), out_dir.join("best").display()));
+    finish(printer, &bar, trainer.step(), out_dir, "best EMA weights");
     Ok(())
 }
 
-pub(crate) fn tokenizer(args: &TrainTokenizerArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
+pub(crate) fn tokenizer(args: &TrainDatasetArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
     use protforge_tokenizer::train::{ChainSet, TrainConfig, Trainer};
-    let cfg = config_or(args.config.as_ref(), TrainConfig::cpu)?;
-    if args.print_config {
-        out(serde_json::to_string_pretty(&cfg)?);
+    let cfg = config_or(&args.run, TrainConfig::cpu)?;
+    if printed(&args.run, &cfg)? {
         return Ok(());
     }
-    let (data, out_dir) = run_paths(args.data.as_ref(), args.out.as_ref(), args.resume)?;
-    let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
+    let (data, out_dir) = run_paths(args.data.as_ref(), &args.run, "checkpoint")?;
+    let device = device(global)?;
     let ds = Dataset::open(data)?;
     let train = ChainSet::from_dataset(&ds, Split::Train, cfg.crop_min);
     let val = ChainSet::from_dataset(&ds, Split::Val, cfg.crop_min);
@@ -98,9 +128,8 @@ pub(crate) fn tokenizer(args: &TrainTokenizerArgs, global: &GlobalArgs, printer:
             val.chains.len()
         );
     }
-    let mut trainer = Trainer::new(cfg.clone(), out_dir, args.resume, device)?;
-    std::fs::write(out_dir.join("train_config.json"), serde_json::to_string_pretty(&cfg)?)
-        .with_context(|| format!("{}: cannot write train_config.json", out_dir.display()))?;
+    let mut trainer = Trainer::new(cfg.clone(), out_dir, args.run.resume, device)?;
+    write_config(out_dir, "train_config.json", &cfg)?;
     printer.note(format!(
         "training the tokenizer from step {} to {} on {} train / {} val chains → {}",
         trainer.step(),
@@ -109,10 +138,9 @@ pub(crate) fn tokenizer(args: &TrainTokenizerArgs, global: &GlobalArgs, printer:
         val.chains.len(),
         out_dir.display()
     ));
-    let left = cfg.steps - trainer.step().min(cfg.steps);
-    let bar = printer.bar(args.max_steps.map_or(left, |m| m.min(left)), "training");
+    let bar = step_bar(printer, &args.run, trainer.step(), cfg.steps, "training");
     let verbose = printer.verbose() > 0;
-    trainer.run(&train, &val, args.max_steps, &mut |r| {
+    trainer.run(&train, &val, args.run.max_steps, &mut |r| {
         bar.inc(1);
         bar.set_message(format!("loss {:.3}", r.loss));
         if let Some(v) = r.val {
@@ -128,22 +156,20 @@ pub(crate) fn tokenizer(args: &TrainTokenizerArgs, global: &GlobalArgs, printer:
             bar.println(format!("step {:>7}  loss {:.4}  fape {:.4}  |g| {:.3}  lr {:.2e}", r.step, r.loss, r.fape, r.grad_norm, r.lr));
         }
     })?;
-    bar.finish_and_clear();
-    printer.note(format!("done at step {}; best EMA weights in {}", trainer.step(), out_dir.join("best").display()));
+    finish(printer, &bar, trainer.step(), out_dir, "best EMA weights");
     Ok(())
 }
 
-pub(crate) fn starmd(args: &crate::cli::TrainStarmdArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
+pub(crate) fn starmd(args: &TrainStarmdArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
     use protforge_starmd::data::load_md;
     use protforge_starmd::train::{TrainConfig, Trainer};
-    let cfg = config_or(args.config.as_ref(), TrainConfig::cpu_small)?;
-    if args.print_config {
-        out(serde_json::to_string_pretty(&cfg)?);
+    let cfg = config_or(&args.run, TrainConfig::cpu_small)?;
+    if printed(&args.run, &cfg)? {
         return Ok(());
     }
-    cfg.validate().with_context(|| args.config.as_ref().map_or_else(|| "built-in config".to_string(), |p| p.display().to_string()))?;
-    let (data, out_dir) = run_paths(args.data.as_ref(), args.out.as_ref(), args.resume)?;
-    let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
+    cfg.validate().with_context(|| args.run.config.as_ref().map_or_else(|| "built-in config".to_string(), |p| p.display().to_string()))?;
+    let (data, out_dir) = run_paths(args.data.as_ref(), &args.run, "checkpoint")?;
+    let device = device(global)?;
     let md = load_md(data, &cfg.load_options())?;
     for note in &md.skipped {
         printer.detail(format!("skipped {note}"));
@@ -169,9 +195,8 @@ pub(crate) fn starmd(args: &crate::cli::TrainStarmdArgs, global: &GlobalArgs, pr
         ));
     }
     let ns: f64 = md.train.trajectories.iter().map(|t| t.ns()).sum();
-    let mut trainer = Trainer::new(cfg.clone(), out_dir, args.resume, device)?;
-    std::fs::write(out_dir.join("train_config.json"), serde_json::to_string_pretty(&cfg)?)
-        .with_context(|| format!("{}: cannot write train_config.json", out_dir.display()))?;
+    let mut trainer = Trainer::new(cfg.clone(), out_dir, args.run.resume, device)?;
+    write_config(out_dir, "train_config.json", &cfg)?;
     printer.note(format!(
         "training STAR-MD ({} parameters) from step {} to {} on {n_train} train trajectories ({ns:.1} ns) / {n_val} val → {}",
         trainer.n_params(),
@@ -179,10 +204,9 @@ pub(crate) fn starmd(args: &crate::cli::TrainStarmdArgs, global: &GlobalArgs, pr
         cfg.steps,
         out_dir.display()
     ));
-    let left = cfg.steps - trainer.step().min(cfg.steps);
-    let bar = printer.bar(args.max_steps.map_or(left, |m| m.min(left)), "training");
+    let bar = step_bar(printer, &args.run, trainer.step(), cfg.steps, "training");
     let verbose = printer.verbose() > 0;
-    trainer.run(&md.train, &md.val, args.max_steps, &mut |r| {
+    trainer.run(&md.train, &md.val, args.run.max_steps, &mut |r| {
         bar.inc(1);
         bar.set_message(format!("loss {:.3}", r.loss.total));
         if let Some(v) = r.val_loss {
@@ -195,8 +219,7 @@ pub(crate) fn starmd(args: &crate::cli::TrainStarmdArgs, global: &GlobalArgs, pr
             ));
         }
     })?;
-    bar.finish_and_clear();
-    printer.note(format!("done at step {}; best EMA weights in {}", trainer.step(), out_dir.join("best").display()));
+    finish(printer, &bar, trainer.step(), out_dir, "best EMA weights");
     Ok(())
 }
 
@@ -223,20 +246,18 @@ fn weaver_data(
     Ok((train, val))
 }
 
-pub(crate) fn weaver(args: &crate::cli::TrainWeaverArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
+pub(crate) fn weaver(args: &TrainWeaverArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
     use protforge_weaver::train::{TrainConfig, Trainer};
-    let cfg = config_or(args.config.as_ref(), TrainConfig::cpu_small)?;
-    if args.print_config {
-        out(serde_json::to_string_pretty(&cfg)?);
+    let cfg = config_or(&args.run, TrainConfig::cpu_small)?;
+    if printed(&args.run, &cfg)? {
         return Ok(());
     }
-    let (data, out_dir) = run_paths(args.data.as_ref(), args.out.as_ref(), args.resume)?;
+    let (data, out_dir) = run_paths(args.data.as_ref(), &args.run, "checkpoint")?;
     cfg.validate()?;
-    let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
+    let device = device(global)?;
     let (train, val) = weaver_data(data, &args.domains, &cfg.domains, cfg.min_domains, printer)?;
-    let mut trainer = Trainer::new(cfg.clone(), out_dir, args.resume, device)?;
-    std::fs::write(out_dir.join("train_config.json"), serde_json::to_string_pretty(&cfg)?)
-        .with_context(|| format!("{}: cannot write train_config.json", out_dir.display()))?;
+    let mut trainer = Trainer::new(cfg.clone(), out_dir, args.run.resume, device)?;
+    write_config(out_dir, "train_config.json", &cfg)?;
     printer.note(format!(
         "training ProteinWeaver from step {} to {} on {} train / {} val multi-domain chains → {}",
         trainer.step(),
@@ -245,10 +266,9 @@ pub(crate) fn weaver(args: &crate::cli::TrainWeaverArgs, global: &GlobalArgs, pr
         val.len(),
         out_dir.display()
     ));
-    let left = cfg.steps - trainer.step().min(cfg.steps);
-    let bar = printer.bar(args.max_steps.map_or(left, |m| m.min(left)), "training");
+    let bar = step_bar(printer, &args.run, trainer.step(), cfg.steps, "training");
     let verbose = printer.verbose() > 0;
-    trainer.run(&train, &val, args.max_steps, &mut |r| {
+    trainer.run(&train, &val, args.run.max_steps, &mut |r| {
         bar.inc(1);
         bar.set_message(format!("loss {:.3}", r.loss.total));
         if let Some(v) = r.val {
@@ -257,33 +277,29 @@ pub(crate) fn weaver(args: &crate::cli::TrainWeaverArgs, global: &GlobalArgs, pr
             bar.println(format!("step {:>7}  loss {:.4}  |g| {:.3}  lr {:.2e}", r.step, r.loss.total, r.grad_norm, r.lr));
         }
     })?;
-    bar.finish_and_clear();
-    printer.note(format!("done at step {}; best EMA weights in {}", trainer.step(), out_dir.join("best").display()));
+    finish(printer, &bar, trainer.step(), out_dir, "best EMA weights");
     Ok(())
 }
 
-pub(crate) fn weaver_dpo(args: &crate::cli::TrainWeaverDpoArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
+pub(crate) fn weaver_dpo(args: &TrainWeaverDpoArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<()> {
     use protforge_weaver::dpo::{DpoConfig, DpoTrainer};
-    let mut cfg: DpoConfig = config_or(args.config.as_ref(), DpoConfig::cpu)?;
+    let mut cfg: DpoConfig = config_or(&args.run, DpoConfig::cpu)?;
     if let Some(base) = &args.base {
         cfg.base.clone_from(base);
     }
-    if args.print_config {
-        out(serde_json::to_string_pretty(&cfg)?);
+    if printed(&args.run, &cfg)? {
         return Ok(());
     }
-    let (Some(data), Some(out_dir)) = (&args.data, &args.out) else {
-        bail!("--data and --out are required");
-    };
-    if out_dir.exists() && std::fs::read_dir(out_dir).is_ok_and(|mut d| d.next().is_some()) && !args.resume {
+    // The preference pairs are written before the first checkpoint, so they mark a run too.
+    let (data, out_dir) = run_paths(args.data.as_ref(), &args.run, "pairs_train.jsonl")?;
+    if out_dir.join("checkpoint").exists() && !args.run.resume {
         bail!("{}: a run already exists here (use --resume to continue it, or choose another --out)", out_dir.display());
     }
     cfg.validate()?;
-    let device = global.device.parse::<protforge_nn::DeviceSpec>()?.open()?;
+    let device = device(global)?;
     let (train, val) = weaver_data(data, &args.domains, &protforge_weaver::DomainParams::default(), 2, printer)?;
-    let mut trainer = DpoTrainer::new(cfg.clone(), out_dir, args.resume, device)?;
-    std::fs::write(out_dir.join("dpo_config.json"), serde_json::to_string_pretty(&cfg)?)
-        .with_context(|| format!("{}: cannot write dpo_config.json", out_dir.display()))?;
+    let mut trainer = DpoTrainer::new(cfg.clone(), out_dir, args.run.resume, device)?;
+    write_config(out_dir, "dpo_config.json", &cfg)?;
     let n_pairs = (cfg.pairs.num_inputs + cfg.pairs.num_val_inputs) as u64;
     printer.note(format!(
         "sampling {} assemblies for {n_pairs} inputs with the base model {} → {}",
@@ -300,16 +316,14 @@ pub(crate) fn weaver_dpo(args: &crate::cli::TrainWeaverDpoArgs, global: &GlobalA
     })?;
     bar.finish_and_clear();
     printer.note(format!("{} training / {} validation pairs; DPO from step {} to {}", pairs.len(), val_pairs.len(), trainer.step(), cfg.steps));
-    let left = cfg.steps - trainer.step().min(cfg.steps);
-    let bar = printer.bar(args.max_steps.map_or(left, |m| m.min(left)), "aligning");
-    trainer.run(&pairs, &val_pairs, args.max_steps, &mut |r| {
+    let bar = step_bar(printer, &args.run, trainer.step(), cfg.steps, "aligning");
+    trainer.run(&pairs, &val_pairs, args.run.max_steps, &mut |r| {
         bar.inc(1);
         bar.set_message(format!("loss {:.3} acc {:.2}", r.train.loss, r.train.accuracy));
         if let Some(v) = r.val {
             bar.println(format!("step {:>6}  val DPO loss {:.4}  accuracy {:.3}  margin {:.4}", r.step, v.loss, v.accuracy, v.margin));
         }
     })?;
-    bar.finish_and_clear();
-    printer.note(format!("done at step {}; aligned EMA weights in {}", trainer.step(), out_dir.join("best").display()));
+    finish(printer, &bar, trainer.step(), out_dir, "aligned EMA weights");
     Ok(())
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """PAR benchmarks of the PAR issue: unconditional quality, baselines, motif scaffolding, speed.
 
+Set PROTFORGE_THREADS=N to cap the evaluation's worker threads (e.g. 1 next to a training job).
 Every sub-command writes a JSON summary (committed under docs/bench/ for the shipped numbers)
 and prints a Markdown table row. It drives the `protforge` binary (PATH or --bin) and reads
 ../shared/data for the validation set and the motif problems (never copied into the project).
@@ -41,7 +42,8 @@ def run(cmd, **kw):
 
 
 def evaluate(binary, folder):
-    out, secs = run([binary, "--no-progress", "eval", "backbones", folder, "--reference", DATASET, "--json"])
+    threads = ["--threads", os.environ["PROTFORGE_THREADS"]] if os.environ.get("PROTFORGE_THREADS") else []
+    out, secs = run([binary, "--no-progress", *threads, "eval", "backbones", folder, "--reference", DATASET, "--json"])
     agg = json.loads(out)
     agg = agg.get("aggregate", agg)
     agg["coil_frac"] = max(0.0, 1.0 - agg.get("helix_frac", 0.0) - agg.get("strand_frac", 0.0))

@@ -10,7 +10,8 @@
 //!   the 13-bit [`lfq`] quantizer (8192 codes, **big-endian** ids as in the DPLM-2 code), the
 //!   `post_quant` MLP + 4-layer rotary transformer, and an IPA structure decoder
 //!   ([`protforge_nn::ipa`]) predicting residue frames, hence N, CA, C (O from the next N).
-//! - [`loss`]: backbone FAPE (clamped at 10 Å) and the distogram cross-entropy.
+//! - [`loss`]: backbone FAPE (clamped at 10 Å, mixed with 10 % unclamped FAPE as in AlphaFold2)
+//!   and the distogram cross-entropy.
 //! - [`tokens`]: DPLM-2 token text (`0123,4095,…`) and FASTA records.
 //! - [`train`]: the resumable training loop.
 //!

@@ -62,6 +62,12 @@ pub enum NnError {
         /// The missing, extra or mis-shaped tensor.
         reason: String,
     },
+    /// A run was resumed with another configuration than its checkpoint's.
+    #[error("{dir}: checkpoint was trained with a different configuration; resume with the same --config (and --base), or use another --out")]
+    ConfigChanged {
+        /// The checkpoint directory.
+        dir: PathBuf,
+    },
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -28,10 +28,12 @@
 //! ```
 
 mod ema;
+mod harness;
 mod optim;
 mod schedule;
 
 pub use ema::{EMA_COUNT_KEY, Ema};
+pub use harness::{CsvRow, LoopSettings, OnStep, Trainee, ValRow, run_loop};
 pub use optim::{ADAMW_STEP_KEY, AdamW, AdamWConfig, clip_grad_norm, default_decay, grad_norm};
 pub use schedule::LrSchedule;
 
@@ -246,6 +248,30 @@ impl TrainCheckpoint {
         }
         candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
             .map_err(|e| NnError::BadTensors { path, message: e.to_string() })
+    }
+
+    /// Resume a run: when `resume` is set and a state exists, restore it into the model,
+    /// optimizer and EMA (as [`TrainCheckpoint::restore`]) and check it was saved with
+    /// `config`; `None` when the run starts fresh.
+    ///
+    /// # Errors
+    /// Restore errors; [`NnError::ConfigChanged`] when the saved configuration differs.
+    pub fn resume<C: DeserializeOwned + PartialEq>(
+        &self,
+        resume: bool,
+        config: &C,
+        model: &[(String, Var)],
+        optim: &mut AdamW,
+        ema: Option<&mut Ema>,
+    ) -> Result<Option<TrainState<C>>, NnError> {
+        if !resume || !self.exists() {
+            return Ok(None);
+        }
+        let state: TrainState<C> = self.restore(model, optim, ema)?;
+        if state.config != *config {
+            return Err(NnError::ConfigChanged { dir: self.dir.clone() });
+        }
+        Ok(Some(state))
     }
 
     /// Restore a saved state into an already-built model (`model` vars, e.g.

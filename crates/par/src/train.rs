@@ -14,16 +14,17 @@ use protforge_flow::TimeDistribution;
 use protforge_flow::r3::{center, interpolate, predict_data, velocity_target};
 use protforge_flow::rng::randn;
 use protforge_nn::init::{init_seeded, named_vars};
-use protforge_nn::train::{AdamW, AdamWConfig, Ema, LrSchedule, TrainCheckpoint, TrainState, clip_grad_norm, set_vars_subset, step_rng};
+use protforge_nn::train::{
+    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, clip_grad_norm, run_loop, set_vars_subset,
+    step_rng,
+};
 use protforge_nn::NnError;
 use rand::Rng;
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Training settings (`--config` file), with the model architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -362,8 +363,6 @@ pub struct StepReport {
     pub grad_norm: f64,
     /// Learning rate used.
     pub lr: f64,
-    /// Validation loss, when this step validated.
-    pub val_loss: Option<f64>,
 }
 
 /// Errors of a training run.
@@ -390,9 +389,6 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
-    /// Resuming with a different configuration than the checkpoint's.
-    #[error("{0}")]
-    Mismatch(String),
 }
 
 /// A training run in `out`: checkpoint in `out/checkpoint`, best EMA weights in
@@ -428,23 +424,17 @@ impl Trainer {
         let vars = named_vars(&varmap);
         let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
         let mut ema = Ema::new(&vars, cfg.ema_decay)?;
-        let ckpt = TrainCheckpoint::new(out.join("checkpoint"));
-        let state = if resume && ckpt.exists() {
-            let state: TrainState<TrainConfig> = ckpt.restore(&vars, &mut opt, Some(&mut ema))?;
-            if state.config != cfg {
-                return Err(TrainError::Mismatch(format!(
-                    "{}: checkpoint was trained with a different configuration; resume with the same --config",
-                    ckpt.dir().display()
-                )));
+        let resumed = TrainCheckpoint::new(out.join("checkpoint")).resume(resume, &cfg, &vars, &mut opt, Some(&mut ema))?;
+        let state = match resumed {
+            Some(state) => state,
+            None => {
+                if let Some(dir) = &cfg.init_from {
+                    let tensors = protforge_nn::Checkpoint::new(dir).load_tensors(&device)?;
+                    set_vars_subset(&vars, &tensors, &format!("{} (init_from)", dir.display()))?;
+                    ema = Ema::new(&vars, cfg.ema_decay)?;
+                }
+                TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
             }
-            state
-        } else {
-            if let Some(dir) = &cfg.init_from {
-                let tensors = protforge_nn::Checkpoint::new(dir).load_tensors(&device)?;
-                set_vars_subset(&vars, &tensors, &format!("{} (init_from)", dir.display()))?;
-                ema = Ema::new(&vars, cfg.ema_decay)?;
-            }
-            TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
         };
         Ok(Self { cfg, out: out.to_path_buf(), varmap, model, opt, ema, state, device })
     }
@@ -461,11 +451,45 @@ impl Trainer {
         &self.model
     }
 
+    /// Train until `cfg.steps` (or `max_steps` more steps) with
+    /// [`protforge_nn::train::run_loop`] (CSV logs, validation, `best/`, EMA snapshots every
+    /// `snapshot_every` steps, checkpoints); `on_step` sees every report, and the validation
+    /// loss of the steps that validated.
+    ///
+    /// # Errors
+    /// Any step, validation or I/O error (the last checkpoint stays intact).
+    pub fn run(&mut self, train: &CaSet, val: &CaSet, max_steps: Option<u64>, on_step: &mut dyn FnMut(&StepReport, Option<&f64>)) -> Result<(), TrainError> {
+        run_loop(self, train, val, max_steps, on_step)
+    }
+}
+
+impl Trainee for Trainer {
+    type Config = TrainConfig;
+    type Data = CaSet;
+    type Step = StepReport;
+    type Val = f64;
+    type Error = TrainError;
+
+    fn settings(&self) -> LoopSettings {
+        LoopSettings {
+            snapshot_every: self.cfg.snapshot_every,
+            ..LoopSettings::new(self.cfg.steps, self.cfg.log_every, self.cfg.val_every, self.cfg.checkpoint_minutes)
+        }
+    }
+
+    fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    fn state_mut(&mut self) -> &mut TrainState<TrainConfig> {
+        &mut self.state
+    }
+
     /// Mean loss over the fixed validation batches, with the EMA weights.
     ///
     /// # Errors
     /// Candle errors.
-    pub fn validate(&mut self, val: &CaSet) -> Result<f64, TrainError> {
+    fn validate(&mut self, val: &CaSet) -> Result<f64, TrainError> {
         self.ema.swap()?;
         let result = (|| -> Result<f64, TrainError> {
             let mut sum = 0.0;
@@ -485,7 +509,7 @@ impl Trainer {
     ///
     /// # Errors
     /// Candle/optimizer errors.
-    pub fn train_step(&mut self, train: &CaSet) -> Result<StepReport, TrainError> {
+    fn train_step(&mut self, train: &CaSet) -> Result<StepReport, TrainError> {
         let step = self.state.step;
         let mut rng = step_rng(self.cfg.seed, step);
         let x = sample_batch(train, &self.cfg, &mut rng, &self.device)?;
@@ -497,14 +521,14 @@ impl Trainer {
         self.opt.step(&grads, lr)?;
         self.ema.update()?;
         self.state.step += 1;
-        Ok(StepReport { step: self.state.step, loss: loss.to_scalar::<f32>()?, grad_norm, lr, val_loss: None })
+        Ok(StepReport { step: self.state.step, loss: loss.to_scalar::<f32>()?, grad_norm, lr })
     }
 
     /// Save the checkpoint (atomically).
     ///
     /// # Errors
     /// I/O errors naming the directory.
-    pub fn save(&self) -> Result<(), TrainError> {
+    fn save(&self) -> Result<(), TrainError> {
         TrainCheckpoint::new(self.out.join("checkpoint")).save(&self.state, &named_vars(&self.varmap), &self.opt, Some(&self.ema))?;
         Ok(())
     }
@@ -513,59 +537,19 @@ impl Trainer {
     ///
     /// # Errors
     /// I/O errors naming the directory.
-    pub fn export_ema(&self, dir: &Path) -> Result<(), TrainError> {
+    fn export_ema(&self, dir: &Path) -> Result<(), TrainError> {
         protforge_nn::Checkpoint::new(dir).save(&self.cfg.model, &self.ema.tensors())?;
         Ok(())
     }
+}
 
-    /// Train until `cfg.steps` (or `max_steps` more steps), validating, logging to CSV and
-    /// checkpointing; `on_step` sees every report (for progress bars).
-    ///
-    /// # Errors
-    /// Any step, validation or I/O error (the last checkpoint stays intact).
-    pub fn run(&mut self, train: &CaSet, val: &CaSet, max_steps: Option<u64>, on_step: &mut dyn FnMut(&StepReport)) -> Result<(), TrainError> {
-        let train_log = self.out.join("train.csv");
-        let val_log = self.out.join("val.csv");
-        let open = |p: &Path, header: &str| -> Result<std::fs::File, TrainError> {
-            let exists = p.exists();
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(io_err(p))?;
-            if !exists {
-                writeln!(f, "{header}").map_err(io_err(p))?;
-            }
-            Ok(f)
-        };
-        let mut tlog = open(&train_log, "step,loss,grad_norm,lr,wall_s")?;
-        let mut vlog = open(&val_log, "step,val_loss,wall_s")?;
-        let end = max_steps.map_or(self.cfg.steps, |m| (self.state.step + m).min(self.cfg.steps));
-        let started = Instant::now();
-        let wall0 = self.state.wall_time_s;
-        let mut last_save = Instant::now();
-        while self.state.step < end {
-            let mut report = self.train_step(train)?;
-            let wall = wall0 + started.elapsed().as_secs_f64();
-            self.state.wall_time_s = wall;
-            if report.step % self.cfg.log_every == 0 {
-                writeln!(tlog, "{},{:.5},{:.4},{:.3e},{:.1}", report.step, report.loss, report.grad_norm, report.lr, wall).map_err(io_err(&train_log))?;
-            }
-            if report.step % self.cfg.val_every == 0 || report.step == end {
-                let v = self.validate(val)?;
-                report.val_loss = Some(v);
-                writeln!(vlog, "{},{v:.5},{wall:.1}", report.step).map_err(io_err(&val_log))?;
-                if self.state.best_val_loss.is_none_or(|b| v < b) {
-                    self.state.best_val_loss = Some(v);
-                    self.export_ema(&self.out.join("best"))?;
-                }
-            }
-            if self.cfg.snapshot_every.is_some_and(|n| n > 0 && report.step % n == 0) {
-                self.export_ema(&self.out.join("snapshots").join(format!("step_{}", report.step)))?;
-            }
-            on_step(&report);
-            if last_save.elapsed().as_secs_f64() >= self.cfg.checkpoint_minutes * 60.0 || self.state.step == end {
-                self.save()?;
-                last_save = Instant::now();
-            }
-        }
-        Ok(())
+impl CsvRow for StepReport {
+    fn header() -> &'static str {
+        "loss,grad_norm,lr"
+    }
+
+    fn row(&self) -> String {
+        format!("{:.5},{:.4},{:.3e}", self.loss, self.grad_norm, self.lr)
     }
 }
 
@@ -618,22 +602,22 @@ mod tests {
         let dir_a = tempfile::tempdir().unwrap();
         let mut a = Trainer::new(cfg.clone(), dir_a.path(), false, Device::Cpu).unwrap();
         let mut losses_a = Vec::new();
-        a.run(&train, &val, None, &mut |r| losses_a.push(r.loss)).unwrap();
+        a.run(&train, &val, None, &mut |r, _| losses_a.push(r.loss)).unwrap();
 
         let dir_b = tempfile::tempdir().unwrap();
         let mut b = Trainer::new(cfg.clone(), dir_b.path(), false, Device::Cpu).unwrap();
         let mut losses_b = Vec::new();
-        b.run(&train, &val, Some(3), &mut |r| losses_b.push(r.loss)).unwrap();
+        b.run(&train, &val, Some(3), &mut |r, _| losses_b.push(r.loss)).unwrap();
         b.save().unwrap();
         drop(b);
         let mut b = Trainer::new(cfg.clone(), dir_b.path(), true, Device::Cpu).unwrap();
         assert_eq!(b.step(), 3);
-        b.run(&train, &val, None, &mut |r| losses_b.push(r.loss)).unwrap();
+        b.run(&train, &val, None, &mut |r, _| losses_b.push(r.loss)).unwrap();
         assert_eq!(losses_a, losses_b, "resumed run diverged");
         assert!(dir_b.path().join("best/model.safetensors").is_file());
         let dir_c = tempfile::tempdir().unwrap();
         let mut c = Trainer::new(TrainConfig { snapshot_every: Some(2), ..cfg }, dir_c.path(), false, Device::Cpu).unwrap();
-        c.run(&train, &val, Some(4), &mut |_| {}).unwrap();
+        c.run(&train, &val, Some(4), &mut |_, _| {}).unwrap();
         for step in [2, 4] {
             assert!(dir_c.path().join(format!("snapshots/step_{step}/model.safetensors")).is_file());
         }
@@ -647,7 +631,7 @@ mod tests {
         let (train, val) = (toy_set(12, 2), toy_set(4, 3));
         let src = tempfile::tempdir().unwrap();
         let mut a = Trainer::new(TrainConfig::tiny(), src.path(), false, Device::Cpu).unwrap();
-        a.run(&train, &val, Some(2), &mut |_| {}).unwrap();
+        a.run(&train, &val, Some(2), &mut |_, _| {}).unwrap();
         let weights = src.path().join("export");
         a.export_ema(&weights).unwrap();
         let saved = protforge_nn::Checkpoint::new(&weights).load_tensors(&Device::Cpu).unwrap();
@@ -674,7 +658,7 @@ mod tests {
         small.model.decoder.neighbour_features = false;
         let src2 = tempfile::tempdir().unwrap();
         let mut s = Trainer::new(small, src2.path(), false, Device::Cpu).unwrap();
-        s.run(&train, &val, Some(2), &mut |_| {}).unwrap();
+        s.run(&train, &val, Some(2), &mut |_, _| {}).unwrap();
         s.export_ema(&src2.path().join("export")).unwrap();
         let grown = Trainer::new(TrainConfig { init_from: Some(src2.path().join("export")), ..TrainConfig::tiny() }, tempfile::tempdir().unwrap().path(), false, Device::Cpu).unwrap();
         let ck = protforge_nn::Checkpoint::new(src2.path().join("export"));

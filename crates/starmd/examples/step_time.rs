@@ -11,6 +11,7 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use candle_core::Device;
+use protforge_nn::train::Trainee;
 use protforge_se3::geometry::{HELIX_PHI, HELIX_PSI, OMEGA_TRANS, build_backbone};
 use protforge_starmd::data::{MdSet, MdTrajectory};
 use protforge_starmd::sampler::{RolloutOptions, rollout};

@@ -33,9 +33,6 @@ pub enum StarMdError {
         /// What is wrong.
         reason: String,
     },
-    /// Resuming a training run with a configuration other than the checkpoint's.
-    #[error("{0}")]
-    Mismatch(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -29,14 +29,14 @@ use candle_nn::{VarBuilder, VarMap};
 use protforge_flow::Se3Diffuser;
 use protforge_flow::se3_diffusion::score_matching_loss;
 use protforge_nn::init::named_vars;
-use protforge_nn::train::{AdamW, AdamWConfig, Ema, LrSchedule, TrainCheckpoint, TrainState, clip_grad_norm, step_rng};
+use protforge_nn::train::{
+    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, clip_grad_norm, run_loop, step_rng,
+};
 use protforge_se3::geometry::{IDEAL_C_LOCAL, IDEAL_N_LOCAL};
 use protforge_se3::{Rigid, Rigids, Rotations};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Loss weights and switches (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -393,8 +393,6 @@ pub struct StepReport {
     pub lr: f64,
     /// Residues of the step's windows.
     pub residues: usize,
-    /// Validation loss, when this step validated.
-    pub val_loss: Option<f64>,
 }
 
 /// A training run in `out`: resumable state in `out/checkpoint/`, the EMA weights with the
@@ -427,19 +425,9 @@ impl Trainer {
         let vars = named_vars(&varmap);
         let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
         let mut ema = Ema::new(&vars, cfg.ema_decay)?;
-        let ckpt = TrainCheckpoint::new(out.join("checkpoint"));
-        let state = if resume && ckpt.exists() {
-            let state: TrainState<TrainConfig> = ckpt.restore(&vars, &mut opt, Some(&mut ema))?;
-            if state.config != cfg {
-                return Err(StarMdError::Mismatch(format!(
-                    "{}: checkpoint was trained with a different configuration; resume with the same --config",
-                    ckpt.dir().display()
-                )));
-            }
-            state
-        } else {
-            TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
-        };
+        let state = TrainCheckpoint::new(out.join("checkpoint"))
+            .resume(resume, &cfg, &vars, &mut opt, Some(&mut ema))?
+            .unwrap_or_else(|| TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() });
         Ok(Self { cfg, out: out.to_path_buf(), varmap, model, diffuser, opt, ema, state, device })
     }
 
@@ -461,11 +449,47 @@ impl Trainer {
         named_vars(&self.varmap).iter().map(|(_, v)| v.elem_count()).sum()
     }
 
+    /// Train until `cfg.steps` (or `max_steps` more steps) with
+    /// [`protforge_nn::train::run_loop`] (CSV logs, validation, `best/`, checkpoints);
+    /// `on_step` sees every report, and the validation loss of the steps that validated.
+    ///
+    /// # Errors
+    /// Any step, validation or I/O error (the last checkpoint stays intact).
+    pub fn run(
+        &mut self,
+        train: &MdSet,
+        val: &MdSet,
+        max_steps: Option<u64>,
+        on_step: &mut dyn FnMut(&StepReport, Option<&f64>),
+    ) -> Result<(), StarMdError> {
+        run_loop(self, train, val, max_steps, on_step)
+    }
+}
+
+impl Trainee for Trainer {
+    type Config = TrainConfig;
+    type Data = MdSet;
+    type Step = StepReport;
+    type Val = f64;
+    type Error = StarMdError;
+
+    fn settings(&self) -> LoopSettings {
+        LoopSettings::new(self.cfg.steps, self.cfg.log_every, self.cfg.val_every, self.cfg.checkpoint_minutes)
+    }
+
+    fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    fn state_mut(&mut self) -> &mut TrainState<TrainConfig> {
+        &mut self.state
+    }
+
     /// Mean loss over the fixed validation batches, with the EMA weights.
     ///
     /// # Errors
     /// Data or candle errors.
-    pub fn validate(&mut self, val: &MdSet) -> Result<f64, StarMdError> {
+    fn validate(&mut self, val: &MdSet) -> Result<f64, StarMdError> {
         self.ema.swap()?;
         let result = (|| -> Result<f64, StarMdError> {
             let spec = self.cfg.window_spec();
@@ -487,7 +511,7 @@ impl Trainer {
     ///
     /// # Errors
     /// Data, candle or optimizer errors.
-    pub fn train_step(&mut self, train: &MdSet) -> Result<StepReport, StarMdError> {
+    fn train_step(&mut self, train: &MdSet) -> Result<StepReport, StarMdError> {
         let step = self.state.step;
         let mut rng = step_rng(self.cfg.seed, step);
         let windows = sample_batch(train, &self.cfg.window_spec(), self.cfg.windows_per_batch, &mut rng)?;
@@ -508,7 +532,6 @@ impl Trainer {
             grad_norm,
             lr,
             residues: windows[0].aatype.len(),
-            val_loss: None,
         })
     }
 
@@ -516,7 +539,7 @@ impl Trainer {
     ///
     /// # Errors
     /// I/O errors naming the directory.
-    pub fn save(&self) -> Result<(), StarMdError> {
+    fn save(&self) -> Result<(), StarMdError> {
         TrainCheckpoint::new(self.out.join("checkpoint")).save(
             &self.state,
             &named_vars(&self.varmap),
@@ -530,76 +553,23 @@ impl Trainer {
     ///
     /// # Errors
     /// I/O errors naming the directory.
-    pub fn export_ema(&self, dir: &Path) -> Result<(), StarMdError> {
+    fn export_ema(&self, dir: &Path) -> Result<(), StarMdError> {
         protforge_nn::Checkpoint::new(dir).save(&self.cfg.model, &self.ema.tensors())?;
         Ok(())
     }
+}
 
-    /// Train until `cfg.steps` (or `max_steps` more steps), validating, logging to CSV and
-    /// checkpointing; `on_step` sees every report.
-    ///
-    /// # Errors
-    /// Any step, validation or I/O error (the last checkpoint stays intact).
-    pub fn run(
-        &mut self,
-        train: &MdSet,
-        val: &MdSet,
-        max_steps: Option<u64>,
-        on_step: &mut dyn FnMut(&StepReport),
-    ) -> Result<(), StarMdError> {
-        let train_log = self.out.join("train.csv");
-        let val_log = self.out.join("val.csv");
-        let open = |p: &Path, header: &str| -> Result<std::fs::File, StarMdError> {
-            let exists = p.exists();
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(StarMdError::io(p))?;
-            if !exists {
-                writeln!(f, "{header}").map_err(StarMdError::io(p))?;
-            }
-            Ok(f)
-        };
-        let mut tlog = open(&train_log, "step,loss,rot,trans,bb_atoms,dist_map,grad_norm,lr,residues,wall_s")?;
-        let mut vlog = open(&val_log, "step,val_loss,wall_s")?;
-        let end = max_steps.map_or(self.cfg.steps, |m| (self.state.step + m).min(self.cfg.steps));
-        let started = Instant::now();
-        let wall0 = self.state.wall_time_s;
-        let mut last_save = Instant::now();
-        while self.state.step < end {
-            let mut report = self.train_step(train)?;
-            let wall = wall0 + started.elapsed().as_secs_f64();
-            self.state.wall_time_s = wall;
-            if report.step % self.cfg.log_every == 0 {
-                let l = report.loss;
-                writeln!(
-                    tlog,
-                    "{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.4},{:.3e},{},{wall:.1}",
-                    report.step,
-                    l.total,
-                    l.rot,
-                    l.trans,
-                    l.bb_atoms,
-                    l.dist_map,
-                    report.grad_norm,
-                    report.lr,
-                    report.residues
-                )
-                .map_err(StarMdError::io(&train_log))?;
-            }
-            if report.step % self.cfg.val_every == 0 || report.step == end {
-                let v = self.validate(val)?;
-                report.val_loss = Some(v);
-                writeln!(vlog, "{},{v:.5},{wall:.1}", report.step).map_err(StarMdError::io(&val_log))?;
-                if self.state.best_val_loss.is_none_or(|b| v < b) {
-                    self.state.best_val_loss = Some(v);
-                    self.export_ema(&self.out.join("best"))?;
-                }
-            }
-            on_step(&report);
-            if last_save.elapsed().as_secs_f64() >= self.cfg.checkpoint_minutes * 60.0 || self.state.step == end {
-                self.save()?;
-                last_save = Instant::now();
-            }
-        }
-        Ok(())
+impl CsvRow for StepReport {
+    fn header() -> &'static str {
+        "loss,rot,trans,bb_atoms,dist_map,grad_norm,lr,residues"
+    }
+
+    fn row(&self) -> String {
+        let l = self.loss;
+        format!(
+            "{:.5},{:.5},{:.5},{:.5},{:.5},{:.4},{:.3e},{}",
+            l.total, l.rot, l.trans, l.bb_atoms, l.dist_map, self.grad_norm, self.lr, self.residues
+        )
     }
 }
 
@@ -649,16 +619,16 @@ mod tests {
         let dir_a = tempfile::tempdir().unwrap();
         let mut a = Trainer::new(cfg.clone(), dir_a.path(), false, Device::Cpu).unwrap();
         let mut losses_a = Vec::new();
-        a.run(&train, &val, None, &mut |r| losses_a.push(r.loss.total)).unwrap();
+        a.run(&train, &val, None, &mut |r, _| losses_a.push(r.loss.total)).unwrap();
 
         let dir_b = tempfile::tempdir().unwrap();
         let mut b = Trainer::new(cfg.clone(), dir_b.path(), false, Device::Cpu).unwrap();
         let mut losses_b = Vec::new();
-        b.run(&train, &val, Some(3), &mut |r| losses_b.push(r.loss.total)).unwrap();
+        b.run(&train, &val, Some(3), &mut |r, _| losses_b.push(r.loss.total)).unwrap();
         drop(b);
         let mut b = Trainer::new(cfg.clone(), dir_b.path(), true, Device::Cpu).unwrap();
         assert_eq!(b.step(), 3);
-        b.run(&train, &val, None, &mut |r| losses_b.push(r.loss.total)).unwrap();
+        b.run(&train, &val, None, &mut |r, _| losses_b.push(r.loss.total)).unwrap();
         assert_eq!(losses_a, losses_b, "resumed run diverged");
         assert!(losses_a.iter().all(|l| l.is_finite()));
         assert!(dir_b.path().join("best/model.safetensors").is_file());
@@ -669,7 +639,7 @@ mod tests {
         assert_eq!(val_csv.lines().count(), 3, "{val_csv}");
         // Resuming with another configuration is refused.
         let other = TrainConfig { seed: 5, ..cfg };
-        assert!(matches!(Trainer::new(other, dir_b.path(), true, Device::Cpu), Err(StarMdError::Mismatch(_))));
+        assert!(matches!(Trainer::new(other, dir_b.path(), true, Device::Cpu), Err(StarMdError::Nn(protforge_nn::NnError::ConfigChanged { .. }))));
     }
 
     #[test]

@@ -16,7 +16,9 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use protforge_data::{Dataset, Split};
 use protforge_nn::init::{init_seeded_with, named_vars};
-use protforge_nn::train::{AdamW, AdamWConfig, Ema, LrSchedule, TrainCheckpoint, TrainState, clip_grad_norm, step_rng};
+use protforge_nn::train::{
+    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm, run_loop, step_rng,
+};
 use protforge_se3::{Rotation, Vec3, kabsch};
 use protforge_structure::Backbone;
 use rand::Rng;
@@ -24,9 +26,7 @@ use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Salt of the validation batches' generator (fixed crops and poses at every validation).
 const VAL_SALT: u64 = 0x7045_4b31_5a11;
@@ -238,14 +238,14 @@ pub struct StepReport {
     pub grad_norm: f64,
     /// Learning rate used.
     pub lr: f64,
-    /// Validation results, when this step validated.
-    pub val: Option<ValReport>,
 }
 
 /// Validation results (EMA weights, fixed batches).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ValReport {
-    /// Mean reconstruction loss `w_fape·FAPE + w_dist·distogram` (selects `best/`).
+    /// Mean reconstruction loss `w_fape·FAPE_clamped + w_dist·distogram` (selects `best/`);
+    /// the unclamped FAPE mixed into the training loss is left out, so the figure stays
+    /// comparable across values of [`LossWeights::fape_unclamped_fraction`].
     pub loss: f64,
     /// Mean FAPE.
     pub fape: f64,
@@ -291,19 +291,9 @@ impl Trainer {
         let vars = named_vars(&varmap);
         let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
         let mut ema = Ema::new(&vars, cfg.ema_decay)?;
-        let ckpt = TrainCheckpoint::new(out.join("checkpoint"));
-        let state = if resume && ckpt.exists() {
-            let state: TrainState<TrainConfig> = ckpt.restore(&vars, &mut opt, Some(&mut ema))?;
-            if state.config != cfg {
-                return Err(TokenizerError::BadConfig(format!(
-                    "{}: checkpoint was trained with a different configuration; resume with the same --config",
-                    ckpt.dir().display()
-                )));
-            }
-            state
-        } else {
-            TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
-        };
+        let state = TrainCheckpoint::new(out.join("checkpoint"))
+            .resume(resume, &cfg, &vars, &mut opt, Some(&mut ema))?
+            .unwrap_or_else(|| TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() });
         Ok(Self { cfg, out: out.to_path_buf(), varmap, model, opt, ema, state, device })
     }
 
@@ -319,17 +309,6 @@ impl Trainer {
         &self.model
     }
 
-    /// Validation metrics over the fixed validation batches, with the EMA weights.
-    ///
-    /// # Errors
-    /// Candle errors.
-    pub fn validate(&mut self, val: &ChainSet) -> Result<ValReport, TokenizerError> {
-        self.ema.swap()?;
-        let result = self.validate_current(val);
-        self.ema.swap()?;
-        result
-    }
-
     fn validate_current(&self, val: &ChainSet) -> Result<ValReport, TokenizerError> {
         let n_codes = self.cfg.model.n_codes();
         let mut counts = vec![0u64; n_codes];
@@ -341,7 +320,9 @@ impl Trainer {
             let x = encoder_input(&atoms, &self.cfg.model, &self.device)?;
             let t = targets(&atoms, &self.cfg.model, &self.device)?;
             let (parts, dec, q) = self.model.loss(&x, &t, &self.cfg.loss)?;
-            loss += f64::from(parts.reconstruction);
+            // Selection metric on the clamped FAPE only, so that it does not move when
+            // `fape_unclamped_fraction` changes between runs or on resume.
+            loss += self.cfg.loss.fape * f64::from(parts.fape) + self.cfg.loss.distogram * f64::from(parts.distogram);
             fape += f64::from(parts.fape);
             dist += f64::from(parts.distogram);
             let ids = q.indices.to_vec2::<u32>()?;
@@ -379,11 +360,58 @@ impl Trainer {
         })
     }
 
+    /// Train until `cfg.steps` (or `max_steps` more steps) with
+    /// [`protforge_nn::train::run_loop`] (CSV logs, validation, `best/`, checkpoints);
+    /// `on_step` sees every report, and the validation report of the steps that validated.
+    ///
+    /// # Errors
+    /// Any step, validation or I/O error (the last checkpoint stays intact).
+    pub fn run(
+        &mut self,
+        train: &ChainSet,
+        val: &ChainSet,
+        max_steps: Option<u64>,
+        on_step: &mut dyn FnMut(&StepReport, Option<&ValReport>),
+    ) -> Result<(), TokenizerError> {
+        run_loop(self, train, val, max_steps, on_step)
+    }
+}
+
+impl Trainee for Trainer {
+    type Config = TrainConfig;
+    type Data = ChainSet;
+    type Step = StepReport;
+    type Val = ValReport;
+    type Error = TokenizerError;
+
+    fn settings(&self) -> LoopSettings {
+        LoopSettings::new(self.cfg.steps, self.cfg.log_every, self.cfg.val_every, self.cfg.checkpoint_minutes)
+    }
+
+    fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    fn state_mut(&mut self) -> &mut TrainState<TrainConfig> {
+        &mut self.state
+    }
+
+    /// Validation metrics over the fixed validation batches, with the EMA weights.
+    ///
+    /// # Errors
+    /// Candle errors.
+    fn validate(&mut self, val: &ChainSet) -> Result<ValReport, TokenizerError> {
+        self.ema.swap()?;
+        let result = self.validate_current(val);
+        self.ema.swap()?;
+        result
+    }
+
     /// One optimizer step.
     ///
     /// # Errors
     /// Candle/optimizer errors.
-    pub fn train_step(&mut self, train: &ChainSet) -> Result<StepReport, TokenizerError> {
+    fn train_step(&mut self, train: &ChainSet) -> Result<StepReport, TokenizerError> {
         let step = self.state.step;
         let mut rng = step_rng(self.cfg.seed, step);
         let chains = sample_batch(train, &self.cfg, &mut rng)?;
@@ -409,7 +437,6 @@ impl Trainer {
             entropy: parts.entropy,
             grad_norm,
             lr,
-            val: None,
         })
     }
 
@@ -417,7 +444,7 @@ impl Trainer {
     ///
     /// # Errors
     /// I/O errors naming the directory.
-    pub fn save(&self) -> Result<(), TokenizerError> {
+    fn save(&self) -> Result<(), TokenizerError> {
         TrainCheckpoint::new(self.out.join("checkpoint")).save(&self.state, &named_vars(&self.varmap), &self.opt, Some(&self.ema))?;
         Ok(())
     }
@@ -426,71 +453,37 @@ impl Trainer {
     ///
     /// # Errors
     /// I/O errors naming the directory.
-    pub fn export_ema(&self, dir: &Path) -> Result<(), TokenizerError> {
+    fn export_ema(&self, dir: &Path) -> Result<(), TokenizerError> {
         protforge_nn::Checkpoint::new(dir).save(&self.cfg.model, &self.ema.tensors())?;
         Ok(())
     }
+}
 
-    /// Train until `cfg.steps` (or `max_steps` more steps), validating, logging to CSV and
-    /// checkpointing; `on_step` sees every report (for progress bars).
-    ///
-    /// # Errors
-    /// Any step, validation or I/O error (the last checkpoint stays intact).
-    pub fn run(
-        &mut self,
-        train: &ChainSet,
-        val: &ChainSet,
-        max_steps: Option<u64>,
-        on_step: &mut dyn FnMut(&StepReport),
-    ) -> Result<(), TokenizerError> {
-        let train_log = self.out.join("train.csv");
-        let val_log = self.out.join("val.csv");
-        let open = |p: &Path, header: &str| -> Result<std::fs::File, TokenizerError> {
-            let exists = p.exists();
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(io_err(p))?;
-            if !exists {
-                writeln!(f, "{header}").map_err(io_err(p))?;
-            }
-            Ok(f)
-        };
-        let mut tlog = open(&train_log, "step,loss,fape,distogram,commitment,entropy,grad_norm,lr,wall_s")?;
-        let mut vlog = open(&val_log, "step,val_loss,fape,distogram,ca_rmsd,code_usage,perplexity,wall_s")?;
-        let end = max_steps.map_or(self.cfg.steps, |m| (self.state.step + m).min(self.cfg.steps));
-        let started = Instant::now();
-        let wall0 = self.state.wall_time_s;
-        let mut last_save = Instant::now();
-        while self.state.step < end {
-            let mut r = self.train_step(train)?;
-            let wall = wall0 + started.elapsed().as_secs_f64();
-            self.state.wall_time_s = wall;
-            if r.step % self.cfg.log_every == 0 {
-                writeln!(
-                    tlog,
-                    "{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.4},{:.3e},{:.1}",
-                    r.step, r.loss, r.fape, r.distogram, r.commitment, r.entropy, r.grad_norm, r.lr, wall
-                )
-                .map_err(io_err(&train_log))?;
-            }
-            if r.step % self.cfg.val_every == 0 || r.step == end {
-                let v = self.validate(val)?;
-                r.val = Some(v);
-                writeln!(
-                    vlog,
-                    "{},{:.5},{:.5},{:.5},{:.3},{:.4},{:.1},{wall:.1}",
-                    r.step, v.loss, v.fape, v.distogram, v.ca_rmsd, v.code_usage, v.perplexity
-                )
-                .map_err(io_err(&val_log))?;
-                if self.state.best_val_loss.is_none_or(|b| v.loss < b) {
-                    self.state.best_val_loss = Some(v.loss);
-                    self.export_ema(&self.out.join("best"))?;
-                }
-            }
-            on_step(&r);
-            if last_save.elapsed().as_secs_f64() >= self.cfg.checkpoint_minutes * 60.0 || self.state.step == end {
-                self.save()?;
-                last_save = Instant::now();
-            }
-        }
-        Ok(())
+impl CsvRow for StepReport {
+    fn header() -> &'static str {
+        "loss,fape,distogram,commitment,entropy,grad_norm,lr"
+    }
+
+    fn row(&self) -> String {
+        format!(
+            "{:.5},{:.5},{:.5},{:.5},{:.5},{:.4},{:.3e}",
+            self.loss, self.fape, self.distogram, self.commitment, self.entropy, self.grad_norm, self.lr
+        )
+    }
+}
+
+impl CsvRow for ValReport {
+    fn header() -> &'static str {
+        "val_loss,fape,distogram,ca_rmsd,code_usage,perplexity"
+    }
+
+    fn row(&self) -> String {
+        format!("{:.5},{:.5},{:.5},{:.3},{:.4},{:.1}", self.loss, self.fape, self.distogram, self.ca_rmsd, self.code_usage, self.perplexity)
+    }
+}
+
+impl ValRow for ValReport {
+    fn selection_loss(&self) -> f64 {
+        self.loss
     }
 }

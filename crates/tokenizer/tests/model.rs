@@ -171,9 +171,9 @@ fn resume_replays_the_same_run() {
     let mut a = Trainer::new(cfg.clone(), dir_a.path(), false, Device::Cpu).unwrap();
     let mut losses_a = Vec::new();
     let mut vals = Vec::new();
-    a.run(&train, &val, None, &mut |r| {
+    a.run(&train, &val, None, &mut |r, v| {
         losses_a.push(r.loss);
-        vals.extend(r.val);
+        vals.extend(v.copied());
     })
     .unwrap();
     assert_eq!(vals.len(), 2);
@@ -182,11 +182,11 @@ fn resume_replays_the_same_run() {
     let dir_b = tempfile::tempdir().unwrap();
     let mut b = Trainer::new(cfg.clone(), dir_b.path(), false, Device::Cpu).unwrap();
     let mut losses_b = Vec::new();
-    b.run(&train, &val, Some(3), &mut |r| losses_b.push(r.loss)).unwrap();
+    b.run(&train, &val, Some(3), &mut |r, _| losses_b.push(r.loss)).unwrap();
     drop(b);
     let mut b = Trainer::new(cfg.clone(), dir_b.path(), true, Device::Cpu).unwrap();
     assert_eq!(b.step(), 3);
-    b.run(&train, &val, None, &mut |r| losses_b.push(r.loss)).unwrap();
+    b.run(&train, &val, None, &mut |r, _| losses_b.push(r.loss)).unwrap();
     assert_eq!(losses_a, losses_b, "resumed run diverged");
     for f in ["best/config.json", "best/model.safetensors", "checkpoint/state.json", "val.csv"] {
         assert!(dir_b.path().join(f).is_file(), "{f}");

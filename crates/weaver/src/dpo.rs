@@ -33,14 +33,16 @@ use crate::model::WeaverModel;
 use crate::sampler::{AssemblyInput, SampleOptions, Sampler};
 use crate::score::{ScoreBreakdown, ScoreConfig, score_assembly};
 use crate::splice::spliced_distance_map;
-use crate::train::open_csv;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use protforge_flow::Se3Diffuser;
 use protforge_flow::rng::seeded;
 use protforge_nn::init::named_vars;
 use protforge_nn::ipa::softplus;
-use protforge_nn::train::{AdamW, AdamWConfig, Ema, LrSchedule, TrainCheckpoint, TrainState, clip_grad_norm, set_vars, step_rng};
+use protforge_nn::train::{
+    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm, run_loop, set_vars,
+    step_rng,
+};
 use protforge_se3::Rigid;
 use rand::Rng;
 use rand::distr::Distribution;
@@ -49,7 +51,6 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// The Diffusion-DPO loss per pair (module docs): `[P]` surrogate losses of the policy and the
 /// reference on winners and losers → `[P]` losses `softplus(β ((ℓ_θ,w − ℓ_ref,w) − (ℓ_θ,l − ℓ_ref,l)))`.
@@ -372,8 +373,6 @@ pub struct DpoStepReport {
     pub grad_norm: f64,
     /// Learning rate.
     pub lr: f64,
-    /// Validation statistics, when this step validated.
-    pub val: Option<DpoReport>,
 }
 
 /// The frozen base model of a weights folder (also the reference policy).
@@ -424,19 +423,9 @@ impl DpoTrainer {
         let diffuser = Se3Diffuser::new(reference.cfg.diffusion)?;
         let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
         let mut ema = Ema::new(&vars, cfg.ema_decay)?;
-        let ckpt = TrainCheckpoint::new(out.join("checkpoint"));
-        let state = if resume && ckpt.exists() {
-            let state: TrainState<DpoConfig> = ckpt.restore(&vars, &mut opt, Some(&mut ema))?;
-            if state.config != cfg {
-                return Err(WeaverError::Mismatch(format!(
-                    "{}: checkpoint was trained with a different configuration; resume with the same --config and --base",
-                    ckpt.dir().display()
-                )));
-            }
-            state
-        } else {
-            TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
-        };
+        let state = TrainCheckpoint::new(out.join("checkpoint"))
+            .resume(resume, &cfg, &vars, &mut opt, Some(&mut ema))?
+            .unwrap_or_else(|| TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() });
         Ok(Self { cfg, out: out.to_path_buf(), reference, varmap, policy, diffuser, opt, ema, state, device })
     }
 
@@ -496,12 +485,53 @@ impl DpoTrainer {
         Ok((losses.mean_all()?, pw.mean_all()?, report))
     }
 
+    /// Train until `cfg.steps` (or `max_steps` more) with [`protforge_nn::train::run_loop`]:
+    /// logs `dpo_train.csv` and `dpo_val.csv` (with a step-0 validation of the base policy),
+    /// `best/` by validation DPO loss, checkpoints; `on_step` sees every report, and the
+    /// validation statistics of the steps that validated.
+    ///
+    /// # Errors
+    /// Any step, validation or I/O error.
+    pub fn run(
+        &mut self,
+        train: &[PreferencePair],
+        val: &[PreferencePair],
+        max_steps: Option<u64>,
+        on_step: &mut dyn FnMut(&DpoStepReport, Option<&DpoReport>),
+    ) -> Result<(), WeaverError> {
+        run_loop(self, train, val, max_steps, on_step)
+    }
+}
+
+impl Trainee for DpoTrainer {
+    type Config = DpoConfig;
+    type Data = [PreferencePair];
+    type Step = DpoStepReport;
+    type Val = DpoReport;
+    type Error = WeaverError;
+
+    fn settings(&self) -> LoopSettings {
+        LoopSettings {
+            validate_at_start: true,
+            log_prefix: "dpo_",
+            ..LoopSettings::new(self.cfg.steps, self.cfg.log_every, self.cfg.val_every, self.cfg.checkpoint_minutes)
+        }
+    }
+
+    fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    fn state_mut(&mut self) -> &mut TrainState<DpoConfig> {
+        &mut self.state
+    }
+
     /// Validation DPO statistics over `val` pairs (`val_draws` fixed noise draws each), with the
     /// EMA weights.
     ///
     /// # Errors
     /// Candle and decoding errors.
-    pub fn validate(&mut self, val: &[PreferencePair]) -> Result<DpoReport, WeaverError> {
+    fn validate(&mut self, val: &[PreferencePair]) -> Result<DpoReport, WeaverError> {
         self.ema.swap()?;
         let result = (|| -> Result<DpoReport, WeaverError> {
             let mut sum = DpoReport::default();
@@ -528,7 +558,7 @@ impl DpoTrainer {
     ///
     /// # Errors
     /// Candle, decoding and optimizer errors.
-    pub fn train_step(&mut self, train: &[PreferencePair]) -> Result<DpoStepReport, WeaverError> {
+    fn train_step(&mut self, train: &[PreferencePair]) -> Result<DpoStepReport, WeaverError> {
         if train.is_empty() {
             return Err(WeaverError::NoData("no preference pairs".into()));
         }
@@ -544,14 +574,14 @@ impl DpoTrainer {
         self.opt.step(&grads, lr)?;
         self.ema.update()?;
         self.state.step += 1;
-        Ok(DpoStepReport { step: self.state.step, train: report, grad_norm, lr, val: None })
+        Ok(DpoStepReport { step: self.state.step, train: report, grad_norm, lr })
     }
 
     /// Save the checkpoint (atomically).
     ///
     /// # Errors
     /// I/O errors.
-    pub fn save(&self) -> Result<(), WeaverError> {
+    fn save(&self) -> Result<(), WeaverError> {
         TrainCheckpoint::new(self.out.join("checkpoint")).save(&self.state, &named_vars(&self.varmap), &self.opt, Some(&self.ema))?;
         Ok(())
     }
@@ -560,50 +590,35 @@ impl DpoTrainer {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn export_ema(&self, dir: &Path) -> Result<(), WeaverError> {
+    fn export_ema(&self, dir: &Path) -> Result<(), WeaverError> {
         protforge_nn::Checkpoint::new(dir).save(&self.policy.cfg, &self.ema.tensors())?;
         Ok(())
     }
+}
 
-    /// Train until `cfg.steps` (or `max_steps` more), validating, logging and checkpointing.
-    ///
-    /// # Errors
-    /// Any step, validation or I/O error.
-    pub fn run(&mut self, train: &[PreferencePair], val: &[PreferencePair], max_steps: Option<u64>, on_step: &mut dyn FnMut(&DpoStepReport)) -> Result<(), WeaverError> {
-        let (tpath, vpath) = (self.out.join("dpo_train.csv"), self.out.join("dpo_val.csv"));
-        let mut tlog = open_csv(&tpath, "step,loss,accuracy,margin,grad_norm,lr,wall_s")?;
-        let mut vlog = open_csv(&vpath, "step,val_loss,val_accuracy,val_margin,wall_s")?;
-        let end = max_steps.map_or(self.cfg.steps, |m| (self.state.step + m).min(self.cfg.steps));
-        if self.state.step == 0 && self.state.best_val_loss.is_none() {
-            let v = self.validate(val)?;
-            writeln!(vlog, "0,{:.5},{:.4},{:.5},0.0", v.loss, v.accuracy, v.margin).map_err(WeaverError::io(&vpath))?;
-        }
-        let started = Instant::now();
-        let wall0 = self.state.wall_time_s;
-        let mut last_save = Instant::now();
-        while self.state.step < end {
-            let mut r = self.train_step(train)?;
-            let wall = wall0 + started.elapsed().as_secs_f64();
-            self.state.wall_time_s = wall;
-            if r.step % self.cfg.log_every == 0 {
-                writeln!(tlog, "{},{:.5},{:.4},{:.5},{:.4},{:.3e},{wall:.1}", r.step, r.train.loss, r.train.accuracy, r.train.margin, r.grad_norm, r.lr).map_err(WeaverError::io(&tpath))?;
-            }
-            if r.step % self.cfg.val_every == 0 || r.step == end {
-                let v = self.validate(val)?;
-                r.val = Some(v);
-                writeln!(vlog, "{},{:.5},{:.4},{:.5},{wall:.1}", r.step, v.loss, v.accuracy, v.margin).map_err(WeaverError::io(&vpath))?;
-                if self.state.best_val_loss.is_none_or(|b| v.loss < b) {
-                    self.state.best_val_loss = Some(v.loss);
-                    self.export_ema(&self.out.join("best"))?;
-                }
-            }
-            on_step(&r);
-            if last_save.elapsed().as_secs_f64() >= self.cfg.checkpoint_minutes * 60.0 || self.state.step == end {
-                self.save()?;
-                last_save = Instant::now();
-            }
-        }
-        Ok(())
+impl CsvRow for DpoStepReport {
+    fn header() -> &'static str {
+        "loss,accuracy,margin,grad_norm,lr"
+    }
+
+    fn row(&self) -> String {
+        format!("{:.5},{:.4},{:.5},{:.4},{:.3e}", self.train.loss, self.train.accuracy, self.train.margin, self.grad_norm, self.lr)
+    }
+}
+
+impl CsvRow for DpoReport {
+    fn header() -> &'static str {
+        "val_loss,val_accuracy,val_margin"
+    }
+
+    fn row(&self) -> String {
+        format!("{:.5},{:.4},{:.5}", self.loss, self.accuracy, self.margin)
+    }
+}
+
+impl ValRow for DpoReport {
+    fn selection_loss(&self) -> f64 {
+        self.loss
     }
 }
 
@@ -754,7 +769,7 @@ mod tests {
         let (train, val) = (crate::train::tests::toy_set(5, 11), crate::train::tests::toy_set(3, 12));
         let dir = tempfile::tempdir().unwrap();
         let mut base = Trainer::new(TrainConfig::tiny(), &dir.path().join("base"), false, Device::Cpu).unwrap();
-        base.run(&train, &val, Some(2), &mut |_| {}).unwrap();
+        base.run(&train, &val, Some(2), &mut |_, _| {}).unwrap();
         let weights = dir.path().join("base/best");
         assert!(weights.join("model.safetensors").is_file());
 
@@ -780,12 +795,12 @@ mod tests {
         let v0 = trainer.validate(&va).unwrap();
         assert!((v0.loss - std::f64::consts::LN_2).abs() < 1e-6, "{v0:?}");
         let mut reports = Vec::new();
-        trainer.run(&tr, &va, Some(2), &mut |r| reports.push(r.train.loss)).unwrap();
+        trainer.run(&tr, &va, Some(2), &mut |r, _| reports.push(r.train.loss)).unwrap();
         assert_eq!(trainer.step(), 2);
         drop(trainer);
         let mut again = DpoTrainer::new(cfg.clone(), &out, true, Device::Cpu).unwrap();
         assert_eq!(again.step(), 2);
-        again.run(&tr, &va, None, &mut |r| reports.push(r.train.loss)).unwrap();
+        again.run(&tr, &va, None, &mut |r, _| reports.push(r.train.loss)).unwrap();
         assert_eq!(reports.len(), 4);
         assert!(out.join("best/model.safetensors").is_file());
         // The aligned model can be compared with the base on held-out inputs.

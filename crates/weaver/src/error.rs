@@ -53,9 +53,6 @@ pub enum WeaverError {
     /// Not enough usable data (e.g. no multi-domain chains in a split).
     #[error("{0}")]
     NoData(String),
-    /// Resuming with a configuration other than the checkpoint's.
-    #[error("{0}")]
-    Mismatch(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

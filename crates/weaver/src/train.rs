@@ -21,15 +21,16 @@ use candle_nn::{VarBuilder, VarMap};
 use protforge_flow::Se3Diffuser;
 use protforge_flow::rng::seeded;
 use protforge_nn::init::{init_seeded_with, named_vars};
-use protforge_nn::train::{AdamW, AdamWConfig, Ema, LrSchedule, TrainCheckpoint, TrainState, clip_grad_norm, set_vars_subset, step_rng};
+use protforge_nn::train::{
+    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm, run_loop,
+    set_vars_subset, step_rng,
+};
 use rand::Rng;
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Training settings (`--config` file) with the model architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,8 +165,6 @@ pub struct StepReport {
     pub grad_norm: f64,
     /// Learning rate used.
     pub lr: f64,
-    /// Validation losses, when this step validated.
-    pub val: Option<LossReport>,
 }
 
 /// Draw a batch of examples from `set` and noise it: returns the batch, its times and the
@@ -222,23 +221,17 @@ impl Trainer {
         let vars = named_vars(&varmap);
         let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
         let mut ema = Ema::new(&vars, cfg.ema_decay)?;
-        let ckpt = TrainCheckpoint::new(out.join("checkpoint"));
-        let state = if resume && ckpt.exists() {
-            let state: TrainState<TrainConfig> = ckpt.restore(&vars, &mut opt, Some(&mut ema))?;
-            if state.config != cfg {
-                return Err(WeaverError::Mismatch(format!(
-                    "{}: checkpoint was trained with a different configuration; resume with the same --config",
-                    ckpt.dir().display()
-                )));
+        let resumed = TrainCheckpoint::new(out.join("checkpoint")).resume(resume, &cfg, &vars, &mut opt, Some(&mut ema))?;
+        let state = match resumed {
+            Some(state) => state,
+            None => {
+                if let Some(dir) = &cfg.init_from {
+                    let tensors = protforge_nn::Checkpoint::new(dir).load_tensors(&device)?;
+                    set_vars_subset(&vars, &tensors, &format!("{} (init_from)", dir.display()))?;
+                    ema = Ema::new(&vars, cfg.ema_decay)?;
+                }
+                TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
             }
-            state
-        } else {
-            if let Some(dir) = &cfg.init_from {
-                let tensors = protforge_nn::Checkpoint::new(dir).load_tensors(&device)?;
-                set_vars_subset(&vars, &tensors, &format!("{} (init_from)", dir.display()))?;
-                ema = Ema::new(&vars, cfg.ema_decay)?;
-            }
-            TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
         };
         Ok(Self { cfg, out: out.to_path_buf(), varmap, model, diffuser, opt, ema, state, device })
     }
@@ -265,11 +258,47 @@ impl Trainer {
         })
     }
 
+    /// Train until `cfg.steps` (or `max_steps` more steps) with
+    /// [`protforge_nn::train::run_loop`] (CSV logs, validation, `best/`, checkpoints);
+    /// `on_step` sees every report, and the validation losses of the steps that validated.
+    ///
+    /// # Errors
+    /// Any step, validation or I/O error (the last checkpoint stays intact).
+    pub fn run(
+        &mut self,
+        train: &DomainSet,
+        val: &DomainSet,
+        max_steps: Option<u64>,
+        on_step: &mut dyn FnMut(&StepReport, Option<&LossReport>),
+    ) -> Result<(), WeaverError> {
+        run_loop(self, train, val, max_steps, on_step)
+    }
+}
+
+impl Trainee for Trainer {
+    type Config = TrainConfig;
+    type Data = DomainSet;
+    type Step = StepReport;
+    type Val = LossReport;
+    type Error = WeaverError;
+
+    fn settings(&self) -> LoopSettings {
+        LoopSettings::new(self.cfg.steps, self.cfg.log_every, self.cfg.val_every, self.cfg.checkpoint_minutes)
+    }
+
+    fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    fn state_mut(&mut self) -> &mut TrainState<TrainConfig> {
+        &mut self.state
+    }
+
     /// Mean losses over the fixed validation batches, with the EMA weights.
     ///
     /// # Errors
     /// Data and candle errors.
-    pub fn validate(&mut self, val: &DomainSet) -> Result<LossReport, WeaverError> {
+    fn validate(&mut self, val: &DomainSet) -> Result<LossReport, WeaverError> {
         self.ema.swap()?;
         let result = (|| -> Result<LossReport, WeaverError> {
             let mut sum = LossReport::default();
@@ -294,7 +323,7 @@ impl Trainer {
     ///
     /// # Errors
     /// Data, candle and optimizer errors.
-    pub fn train_step(&mut self, train: &DomainSet) -> Result<StepReport, WeaverError> {
+    fn train_step(&mut self, train: &DomainSet) -> Result<StepReport, WeaverError> {
         let step = self.state.step;
         let mut rng = step_rng(self.cfg.seed, step);
         let (batch, t, noised) = draw_batch(train, &self.cfg, &self.diffuser, &mut rng, &self.device)?;
@@ -307,14 +336,14 @@ impl Trainer {
         self.opt.step(&grads, lr)?;
         self.ema.update()?;
         self.state.step += 1;
-        Ok(StepReport { step: self.state.step, loss: Self::report(&terms)?, grad_norm, lr, val: None })
+        Ok(StepReport { step: self.state.step, loss: Self::report(&terms)?, grad_norm, lr })
     }
 
     /// Save the checkpoint (atomically).
     ///
     /// # Errors
     /// I/O errors naming the directory.
-    pub fn save(&self) -> Result<(), WeaverError> {
+    fn save(&self) -> Result<(), WeaverError> {
         TrainCheckpoint::new(self.out.join("checkpoint")).save(&self.state, &named_vars(&self.varmap), &self.opt, Some(&self.ema))?;
         Ok(())
     }
@@ -323,61 +352,42 @@ impl Trainer {
     ///
     /// # Errors
     /// I/O errors naming the directory.
-    pub fn export_ema(&self, dir: &Path) -> Result<(), WeaverError> {
+    fn export_ema(&self, dir: &Path) -> Result<(), WeaverError> {
         protforge_nn::Checkpoint::new(dir).save(&self.cfg.model, &self.ema.tensors())?;
-        Ok(())
-    }
-
-    /// Train until `cfg.steps` (or `max_steps` more steps), validating, logging to CSV and
-    /// checkpointing; `on_step` sees every report.
-    ///
-    /// # Errors
-    /// Any step, validation or I/O error (the last checkpoint stays intact).
-    pub fn run(&mut self, train: &DomainSet, val: &DomainSet, max_steps: Option<u64>, on_step: &mut dyn FnMut(&StepReport)) -> Result<(), WeaverError> {
-        let train_log = self.out.join("train.csv");
-        let val_log = self.out.join("val.csv");
-        let mut tlog = open_csv(&train_log, "step,loss,rot,trans,local,intra,grad_norm,lr,wall_s")?;
-        let mut vlog = open_csv(&val_log, "step,val_loss,rot,trans,local,intra,wall_s")?;
-        let end = max_steps.map_or(self.cfg.steps, |m| (self.state.step + m).min(self.cfg.steps));
-        let started = Instant::now();
-        let wall0 = self.state.wall_time_s;
-        let mut last_save = Instant::now();
-        while self.state.step < end {
-            let mut report = self.train_step(train)?;
-            let wall = wall0 + started.elapsed().as_secs_f64();
-            self.state.wall_time_s = wall;
-            let l = report.loss;
-            if report.step % self.cfg.log_every == 0 {
-                writeln!(tlog, "{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.4},{:.3e},{wall:.1}", report.step, l.total, l.rot, l.trans, l.local, l.intra, report.grad_norm, report.lr)
-                    .map_err(WeaverError::io(&train_log))?;
-            }
-            if report.step % self.cfg.val_every == 0 || report.step == end {
-                let v = self.validate(val)?;
-                report.val = Some(v);
-                writeln!(vlog, "{},{:.5},{:.5},{:.5},{:.5},{:.5},{wall:.1}", report.step, v.total, v.rot, v.trans, v.local, v.intra).map_err(WeaverError::io(&val_log))?;
-                if self.state.best_val_loss.is_none_or(|b| v.total < b) {
-                    self.state.best_val_loss = Some(v.total);
-                    self.export_ema(&self.out.join("best"))?;
-                }
-            }
-            on_step(&report);
-            if last_save.elapsed().as_secs_f64() >= self.cfg.checkpoint_minutes * 60.0 || self.state.step == end {
-                self.save()?;
-                last_save = Instant::now();
-            }
-        }
         Ok(())
     }
 }
 
-/// Open a CSV log for appending, writing `header` if the file is new.
-pub(crate) fn open_csv(path: &Path, header: &str) -> Result<std::fs::File, WeaverError> {
-    let exists = path.exists();
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(WeaverError::io(path))?;
-    if !exists {
-        writeln!(f, "{header}").map_err(WeaverError::io(path))?;
+impl LossReport {
+    fn columns(&self) -> String {
+        format!("{:.5},{:.5},{:.5},{:.5},{:.5}", self.total, self.rot, self.trans, self.local, self.intra)
     }
-    Ok(f)
+}
+
+impl CsvRow for StepReport {
+    fn header() -> &'static str {
+        "loss,rot,trans,local,intra,grad_norm,lr"
+    }
+
+    fn row(&self) -> String {
+        format!("{},{:.4},{:.3e}", self.loss.columns(), self.grad_norm, self.lr)
+    }
+}
+
+impl CsvRow for LossReport {
+    fn header() -> &'static str {
+        "val_loss,rot,trans,local,intra"
+    }
+
+    fn row(&self) -> String {
+        self.columns()
+    }
+}
+
+impl ValRow for LossReport {
+    fn selection_loss(&self) -> f64 {
+        self.total
+    }
 }
 
 #[cfg(test)]
@@ -417,17 +427,17 @@ pub(crate) mod tests {
         let dir_a = tempfile::tempdir().unwrap();
         let mut a = Trainer::new(cfg.clone(), dir_a.path(), false, Device::Cpu).unwrap();
         let mut losses_a = Vec::new();
-        a.run(&train, &val, None, &mut |r| losses_a.push(r.loss.total)).unwrap();
+        a.run(&train, &val, None, &mut |r, _| losses_a.push(r.loss.total)).unwrap();
         assert!(losses_a.iter().all(|l| l.is_finite()));
 
         let dir_b = tempfile::tempdir().unwrap();
         let mut b = Trainer::new(cfg.clone(), dir_b.path(), false, Device::Cpu).unwrap();
         let mut losses_b = Vec::new();
-        b.run(&train, &val, Some(3), &mut |r| losses_b.push(r.loss.total)).unwrap();
+        b.run(&train, &val, Some(3), &mut |r, _| losses_b.push(r.loss.total)).unwrap();
         drop(b);
         let mut b = Trainer::new(cfg.clone(), dir_b.path(), true, Device::Cpu).unwrap();
         assert_eq!(b.step(), 3);
-        b.run(&train, &val, None, &mut |r| losses_b.push(r.loss.total)).unwrap();
+        b.run(&train, &val, None, &mut |r, _| losses_b.push(r.loss.total)).unwrap();
         assert_eq!(losses_a, losses_b, "resumed run diverged");
         assert!(dir_b.path().join("best/model.safetensors").is_file());
         assert!(dir_b.path().join("best/config.json").is_file());
@@ -435,7 +445,7 @@ pub(crate) mod tests {
         assert_eq!(csv.lines().count(), 7, "{csv}");
         // A different configuration refuses to resume.
         let other = TrainConfig { seed: 5, ..cfg };
-        assert!(matches!(Trainer::new(other, dir_b.path(), true, Device::Cpu), Err(WeaverError::Mismatch(_))));
+        assert!(matches!(Trainer::new(other, dir_b.path(), true, Device::Cpu), Err(WeaverError::Nn(protforge_nn::NnError::ConfigChanged { .. }))));
     }
 
     #[test]

@@ -54,7 +54,9 @@ fn device(global: &GlobalArgs) -> anyhow::Result<candle_core::Device> {
 /// Record the configuration a run uses as OUT/`file` (JSON).
 fn write_config<C: Serialize>(out_dir: &Path, file: &str, cfg: &C) -> anyhow::Result<()> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("{}: cannot create the run directory", out_dir.display()))?;
-    std::fs::write(out_dir.join(file), serde_json::to_string_pretty(cfg)?).with_context(|| format!("{}: cannot write {file}", out_dir.display()))
+    let path = out_dir.join(file);
+    protforge_structure::io::write_file_atomic(&path, serde_json::to_string_pretty(cfg)?.as_bytes())
+        .with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// A progress bar over the steps this invocation runs: from `step` to `total`, or `--max-steps`.
@@ -95,10 +97,10 @@ pub(crate) fn par(args: &TrainDatasetArgs, global: &GlobalArgs, printer: &Printe
     ));
     let bar = step_bar(printer, &args.run, trainer.step(), cfg.steps, "training");
     let verbose = printer.verbose() > 0;
-    trainer.run(&train, &val, args.run.max_steps, &mut |r| {
+    trainer.run(&train, &val, args.run.max_steps, &mut |r, v| {
         bar.inc(1);
         bar.set_message(format!("loss {:.3}", r.loss));
-        if let Some(v) = r.val_loss {
+        if let Some(v) = v {
             bar.println(format!("step {:>7}  val loss {v:.4}", r.step));
         } else if verbose && r.step % 10 == 0 {
             bar.println(format!("step {:>7}  loss {:.4}  |g| {:.3}  lr {:.2e}", r.step, r.loss, r.grad_norm, r.lr));
@@ -140,10 +142,10 @@ pub(crate) fn tokenizer(args: &TrainDatasetArgs, global: &GlobalArgs, printer: &
     ));
     let bar = step_bar(printer, &args.run, trainer.step(), cfg.steps, "training");
     let verbose = printer.verbose() > 0;
-    trainer.run(&train, &val, args.run.max_steps, &mut |r| {
+    trainer.run(&train, &val, args.run.max_steps, &mut |r, v| {
         bar.inc(1);
         bar.set_message(format!("loss {:.3}", r.loss));
-        if let Some(v) = r.val {
+        if let Some(v) = v {
             bar.println(format!(
                 "step {:>7}  val loss {:.4}  fape {:.4}  CA RMSD {:.2} Å  codes used {:.1}%",
                 r.step,
@@ -206,10 +208,10 @@ pub(crate) fn starmd(args: &TrainStarmdArgs, global: &GlobalArgs, printer: &Prin
     ));
     let bar = step_bar(printer, &args.run, trainer.step(), cfg.steps, "training");
     let verbose = printer.verbose() > 0;
-    trainer.run(&md.train, &md.val, args.run.max_steps, &mut |r| {
+    trainer.run(&md.train, &md.val, args.run.max_steps, &mut |r, v| {
         bar.inc(1);
         bar.set_message(format!("loss {:.3}", r.loss.total));
-        if let Some(v) = r.val_loss {
+        if let Some(v) = v {
             bar.println(format!("step {:>7}  val loss {v:.4}", r.step));
         } else if verbose && r.step % 10 == 0 {
             let l = r.loss;
@@ -268,10 +270,10 @@ pub(crate) fn weaver(args: &TrainWeaverArgs, global: &GlobalArgs, printer: &Prin
     ));
     let bar = step_bar(printer, &args.run, trainer.step(), cfg.steps, "training");
     let verbose = printer.verbose() > 0;
-    trainer.run(&train, &val, args.run.max_steps, &mut |r| {
+    trainer.run(&train, &val, args.run.max_steps, &mut |r, v| {
         bar.inc(1);
         bar.set_message(format!("loss {:.3}", r.loss.total));
-        if let Some(v) = r.val {
+        if let Some(v) = v {
             bar.println(format!("step {:>7}  val loss {:.4}  rot {:.3}  trans {:.4}  intra {:.4}", r.step, v.total, v.rot, v.trans, v.intra));
         } else if verbose && r.step % 10 == 0 {
             bar.println(format!("step {:>7}  loss {:.4}  |g| {:.3}  lr {:.2e}", r.step, r.loss.total, r.grad_norm, r.lr));
@@ -317,10 +319,10 @@ pub(crate) fn weaver_dpo(args: &TrainWeaverDpoArgs, global: &GlobalArgs, printer
     bar.finish_and_clear();
     printer.note(format!("{} training / {} validation pairs; DPO from step {} to {}", pairs.len(), val_pairs.len(), trainer.step(), cfg.steps));
     let bar = step_bar(printer, &args.run, trainer.step(), cfg.steps, "aligning");
-    trainer.run(&pairs, &val_pairs, args.run.max_steps, &mut |r| {
+    trainer.run(&pairs, &val_pairs, args.run.max_steps, &mut |r, v| {
         bar.inc(1);
         bar.set_message(format!("loss {:.3} acc {:.2}", r.train.loss, r.train.accuracy));
-        if let Some(v) = r.val {
+        if let Some(v) = v {
             bar.println(format!("step {:>6}  val DPO loss {:.4}  accuracy {:.3}  margin {:.4}", r.step, v.loss, v.accuracy, v.margin));
         }
     })?;

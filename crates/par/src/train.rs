@@ -15,7 +15,7 @@ use protforge_flow::r3::{center, interpolate, predict_data, velocity_target};
 use protforge_flow::rng::randn;
 use protforge_nn::init::{init_seeded, named_vars};
 use protforge_nn::train::{
-    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, clip_grad_norm, run_loop, set_vars_subset,
+    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, clip_grad_norm, set_vars_subset,
     step_rng,
 };
 use protforge_nn::NnError;
@@ -449,17 +449,6 @@ impl Trainer {
     #[must_use]
     pub fn model(&self) -> &ParModel {
         &self.model
-    }
-
-    /// Train until `cfg.steps` (or `max_steps` more steps) with
-    /// [`protforge_nn::train::run_loop`] (CSV logs, validation, `best/`, EMA snapshots every
-    /// `snapshot_every` steps, checkpoints); `on_step` sees every report, and the validation
-    /// loss of the steps that validated.
-    ///
-    /// # Errors
-    /// Any step, validation or I/O error (the last checkpoint stays intact).
-    pub fn run(&mut self, train: &CaSet, val: &CaSet, max_steps: Option<u64>, on_step: &mut dyn FnMut(&StepReport, Option<&f64>)) -> Result<(), TrainError> {
-        run_loop(self, train, val, max_steps, on_step)
     }
 }
 

@@ -30,7 +30,7 @@ use protforge_flow::Se3Diffuser;
 use protforge_flow::se3_diffusion::score_matching_loss;
 use protforge_nn::init::named_vars;
 use protforge_nn::train::{
-    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, clip_grad_norm, run_loop, step_rng,
+    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, clip_grad_norm, step_rng,
 };
 use protforge_se3::geometry::{IDEAL_C_LOCAL, IDEAL_N_LOCAL};
 use protforge_se3::{Rigid, Rigids, Rotations};
@@ -447,22 +447,6 @@ impl Trainer {
     #[must_use]
     pub fn n_params(&self) -> usize {
         named_vars(&self.varmap).iter().map(|(_, v)| v.elem_count()).sum()
-    }
-
-    /// Train until `cfg.steps` (or `max_steps` more steps) with
-    /// [`protforge_nn::train::run_loop`] (CSV logs, validation, `best/`, checkpoints);
-    /// `on_step` sees every report, and the validation loss of the steps that validated.
-    ///
-    /// # Errors
-    /// Any step, validation or I/O error (the last checkpoint stays intact).
-    pub fn run(
-        &mut self,
-        train: &MdSet,
-        val: &MdSet,
-        max_steps: Option<u64>,
-        on_step: &mut dyn FnMut(&StepReport, Option<&f64>),
-    ) -> Result<(), StarMdError> {
-        run_loop(self, train, val, max_steps, on_step)
     }
 }
 

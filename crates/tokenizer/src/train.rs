@@ -17,7 +17,7 @@ use candle_nn::{VarBuilder, VarMap};
 use protforge_data::{Dataset, Split};
 use protforge_nn::init::{init_seeded_with, named_vars};
 use protforge_nn::train::{
-    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm, run_loop, step_rng,
+    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm, step_rng,
 };
 use protforge_se3::{Rotation, Vec3, kabsch};
 use protforge_structure::Backbone;
@@ -358,22 +358,6 @@ impl Trainer {
             code_usage: counts.iter().filter(|&&c| c > 0).count() as f64 / n_codes as f64,
             perplexity: entropy.exp(),
         })
-    }
-
-    /// Train until `cfg.steps` (or `max_steps` more steps) with
-    /// [`protforge_nn::train::run_loop`] (CSV logs, validation, `best/`, checkpoints);
-    /// `on_step` sees every report, and the validation report of the steps that validated.
-    ///
-    /// # Errors
-    /// Any step, validation or I/O error (the last checkpoint stays intact).
-    pub fn run(
-        &mut self,
-        train: &ChainSet,
-        val: &ChainSet,
-        max_steps: Option<u64>,
-        on_step: &mut dyn FnMut(&StepReport, Option<&ValReport>),
-    ) -> Result<(), TokenizerError> {
-        run_loop(self, train, val, max_steps, on_step)
     }
 }
 

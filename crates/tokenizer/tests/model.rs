@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use protforge_nn::init::{init_seeded_with, named_vars};
-use protforge_nn::train::{AdamW, AdamWConfig, LrSchedule, clip_grad_norm, vars_without_grad};
+use protforge_nn::train::{AdamW, AdamWConfig, LrSchedule, Trainee, clip_grad_norm, vars_without_grad};
 use protforge_se3::{Rigid, Rotation, Vec3};
 use protforge_structure::{Backbone, atom};
 use protforge_tokenizer::features::{ChainAtoms, encoder_input, targets};

@@ -40,7 +40,7 @@ use protforge_flow::rng::seeded;
 use protforge_nn::init::named_vars;
 use protforge_nn::ipa::softplus;
 use protforge_nn::train::{
-    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm, run_loop, set_vars,
+    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm, set_vars,
     step_rng,
 };
 use protforge_se3::Rigid;
@@ -483,23 +483,6 @@ impl DpoTrainer {
             margin: m.iter().map(|&x| f64::from(x)).sum::<f64>() / p as f64,
         };
         Ok((losses.mean_all()?, pw.mean_all()?, report))
-    }
-
-    /// Train until `cfg.steps` (or `max_steps` more) with [`protforge_nn::train::run_loop`]:
-    /// logs `dpo_train.csv` and `dpo_val.csv` (with a step-0 validation of the base policy),
-    /// `best/` by validation DPO loss, checkpoints; `on_step` sees every report, and the
-    /// validation statistics of the steps that validated.
-    ///
-    /// # Errors
-    /// Any step, validation or I/O error.
-    pub fn run(
-        &mut self,
-        train: &[PreferencePair],
-        val: &[PreferencePair],
-        max_steps: Option<u64>,
-        on_step: &mut dyn FnMut(&DpoStepReport, Option<&DpoReport>),
-    ) -> Result<(), WeaverError> {
-        run_loop(self, train, val, max_steps, on_step)
     }
 }
 

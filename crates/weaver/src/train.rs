@@ -22,7 +22,7 @@ use protforge_flow::Se3Diffuser;
 use protforge_flow::rng::seeded;
 use protforge_nn::init::{init_seeded_with, named_vars};
 use protforge_nn::train::{
-    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm, run_loop,
+    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm,
     set_vars_subset, step_rng,
 };
 use rand::Rng;
@@ -256,22 +256,6 @@ impl Trainer {
             local: mean_f64(&terms.local)?,
             intra: mean_f64(&terms.intra)?,
         })
-    }
-
-    /// Train until `cfg.steps` (or `max_steps` more steps) with
-    /// [`protforge_nn::train::run_loop`] (CSV logs, validation, `best/`, checkpoints);
-    /// `on_step` sees every report, and the validation losses of the steps that validated.
-    ///
-    /// # Errors
-    /// Any step, validation or I/O error (the last checkpoint stays intact).
-    pub fn run(
-        &mut self,
-        train: &DomainSet,
-        val: &DomainSet,
-        max_steps: Option<u64>,
-        on_step: &mut dyn FnMut(&StepReport, Option<&LossReport>),
-    ) -> Result<(), WeaverError> {
-        run_loop(self, train, val, max_steps, on_step)
     }
 }
 

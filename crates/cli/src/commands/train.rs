@@ -5,6 +5,7 @@ use crate::printer::{Printer, out};
 use anyhow::{Context, bail};
 use indicatif::ProgressBar;
 use protforge_data::{Dataset, Split};
+use protforge_nn::train::Trainee;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};

@@ -123,6 +123,17 @@ pub trait Trainee {
     /// # Errors
     /// I/O errors.
     fn export_ema(&self, dir: &Path) -> Result<(), Self::Error>;
+
+    /// Train until the configured number of steps (or `max_steps` more): [`run_loop`].
+    ///
+    /// # Errors
+    /// Any step, validation or I/O error (the last checkpoint stays intact).
+    fn run(&mut self, train: &Self::Data, val: &Self::Data, max_steps: Option<u64>, on_step: &mut OnStep<'_, Self::Step, Self::Val>) -> Result<(), Self::Error>
+    where
+        Self: Sized,
+    {
+        run_loop(self, train, val, max_steps, on_step)
+    }
 }
 
 /// What [`run_loop`] passes to its caller after every step: the step's report and, when the

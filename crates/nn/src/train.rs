@@ -30,10 +30,12 @@
 mod ema;
 mod harness;
 mod optim;
+mod params;
 mod schedule;
 
 pub use ema::{EMA_COUNT_KEY, Ema};
 pub use harness::{CsvRow, LoopSettings, OnStep, Trainee, ValRow, run_loop};
+pub use params::Params;
 pub use optim::{ADAMW_STEP_KEY, AdamW, AdamWConfig, clip_grad_norm, default_decay, grad_norm};
 pub use schedule::LrSchedule;
 
@@ -76,6 +78,13 @@ pub struct TrainState<C> {
     pub wall_time_s: f64,
     /// The model/training configuration (also written as `config.json`).
     pub config: C,
+}
+
+impl<C> TrainState<C> {
+    /// The state of a run that has not taken a step yet.
+    pub fn fresh(seed: u64, config: C) -> Self {
+        Self { step: 0, epoch: 0, seed, best_val_loss: None, wall_time_s: 0.0, config }
+    }
 }
 
 /// A training-state directory:

@@ -13,11 +13,8 @@ use candle_nn::{VarBuilder, VarMap};
 use protforge_flow::TimeDistribution;
 use protforge_flow::r3::{center, interpolate, predict_data, velocity_target};
 use protforge_flow::rng::randn;
-use protforge_nn::init::{init_seeded, named_vars};
-use protforge_nn::train::{
-    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, clip_grad_norm, set_vars_subset,
-    step_rng,
-};
+use protforge_nn::init::init_seeded;
+use protforge_nn::train::{AdamWConfig, CsvRow, LoopSettings, LrSchedule, Params, TrainCheckpoint, TrainState, Trainee, step_rng};
 use protforge_nn::NnError;
 use rand::Rng;
 use rand::distr::Distribution;
@@ -396,10 +393,8 @@ pub enum TrainError {
 pub struct Trainer {
     cfg: TrainConfig,
     out: PathBuf,
-    varmap: VarMap,
     model: ParModel,
-    opt: AdamW,
-    ema: Ema,
+    params: Params,
     state: TrainState<TrainConfig>,
     device: Device,
 }
@@ -421,22 +416,17 @@ impl Trainer {
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
         let model = ParModel::new(&cfg.model, vb)?;
         init_seeded(&varmap, cfg.seed)?;
-        let vars = named_vars(&varmap);
-        let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
-        let mut ema = Ema::new(&vars, cfg.ema_decay)?;
-        let resumed = TrainCheckpoint::new(out.join("checkpoint")).resume(resume, &cfg, &vars, &mut opt, Some(&mut ema))?;
-        let state = match resumed {
+        let mut params = Params::new(&varmap, cfg.adamw, cfg.ema_decay)?;
+        let state = match params.resume(&TrainCheckpoint::new(out.join("checkpoint")), resume, &cfg)? {
             Some(state) => state,
             None => {
                 if let Some(dir) = &cfg.init_from {
-                    let tensors = protforge_nn::Checkpoint::new(dir).load_tensors(&device)?;
-                    set_vars_subset(&vars, &tensors, &format!("{} (init_from)", dir.display()))?;
-                    ema = Ema::new(&vars, cfg.ema_decay)?;
+                    params.init_from(dir, &device)?;
                 }
-                TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
+                TrainState::fresh(cfg.seed, cfg.clone())
             }
         };
-        Ok(Self { cfg, out: out.to_path_buf(), varmap, model, opt, ema, state, device })
+        Ok(Self { cfg, out: out.to_path_buf(), model, params, state, device })
     }
 
     /// Steps completed so far.
@@ -479,7 +469,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// Candle errors.
     fn validate(&mut self, val: &CaSet) -> Result<f64, TrainError> {
-        self.ema.swap()?;
+        self.params.swap_ema()?;
         let result = (|| -> Result<f64, TrainError> {
             let mut sum = 0.0;
             for j in 0..self.cfg.val_batches {
@@ -490,7 +480,7 @@ impl Trainee for Trainer {
             }
             Ok(sum / self.cfg.val_batches.max(1) as f64)
         })();
-        self.ema.swap()?;
+        self.params.swap_ema()?;
         result
     }
 
@@ -503,12 +493,8 @@ impl Trainee for Trainer {
         let mut rng = step_rng(self.cfg.seed, step);
         let x = sample_batch(train, &self.cfg, &mut rng, &self.device)?;
         let (loss, _) = batch_loss(&self.model, &x, &self.cfg, &mut rng)?;
-        let mut grads = loss.backward()?;
-        let vars = named_vars(&self.varmap);
-        let grad_norm = clip_grad_norm(&mut grads, &vars, self.cfg.grad_clip)?;
         let lr = self.cfg.lr.lr(step);
-        self.opt.step(&grads, lr)?;
-        self.ema.update()?;
+        let grad_norm = self.params.step(&loss, lr, self.cfg.grad_clip)?;
         self.state.step += 1;
         Ok(StepReport { step: self.state.step, loss: loss.to_scalar::<f32>()?, grad_norm, lr })
     }
@@ -518,7 +504,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// I/O errors naming the directory.
     fn save(&self) -> Result<(), TrainError> {
-        TrainCheckpoint::new(self.out.join("checkpoint")).save(&self.state, &named_vars(&self.varmap), &self.opt, Some(&self.ema))?;
+        self.params.save(&TrainCheckpoint::new(self.out.join("checkpoint")), &self.state)?;
         Ok(())
     }
 
@@ -527,7 +513,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// I/O errors naming the directory.
     fn export_ema(&self, dir: &Path) -> Result<(), TrainError> {
-        protforge_nn::Checkpoint::new(dir).save(&self.cfg.model, &self.ema.tensors())?;
+        self.params.export_ema(dir, &self.cfg.model)?;
         Ok(())
     }
 }
@@ -629,7 +615,7 @@ mod tests {
         let dst = tempfile::tempdir().unwrap();
         let b = Trainer::new(cfg, dst.path(), false, Device::Cpu).unwrap();
         assert_eq!(b.step(), 0);
-        let now = protforge_nn::train::var_tensors(&named_vars(&b.varmap));
+        let now = protforge_nn::train::var_tensors(b.params.vars());
         for (name, t) in &saved {
             let diff = (t - &now[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(diff == 0.0, "{name} not loaded (max |Δ| {diff})");
@@ -704,10 +690,7 @@ mod tests {
         let before = eval(&t);
         for _ in 0..30 {
             let (loss, _) = batch_loss(t.model(), &x, &cfg, &mut step_rng(cfg.seed, t.state.step)).unwrap();
-            let mut grads = loss.backward().unwrap();
-            let vars = named_vars(&t.varmap);
-            clip_grad_norm(&mut grads, &vars, 1.0).unwrap();
-            t.opt.step(&grads, 3e-3).unwrap();
+            t.params.step(&loss, 3e-3, 1.0).unwrap();
             t.state.step += 1;
         }
         let after = eval(&t);

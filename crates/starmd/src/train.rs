@@ -28,10 +28,7 @@ use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use protforge_flow::Se3Diffuser;
 use protforge_flow::se3_diffusion::score_matching_loss;
-use protforge_nn::init::named_vars;
-use protforge_nn::train::{
-    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, clip_grad_norm, step_rng,
-};
+use protforge_nn::train::{AdamWConfig, CsvRow, LoopSettings, LrSchedule, Params, TrainCheckpoint, TrainState, Trainee, step_rng};
 use protforge_se3::geometry::{IDEAL_C_LOCAL, IDEAL_N_LOCAL};
 use protforge_se3::{Rigid, Rigids, Rotations};
 use rand::Rng;
@@ -401,11 +398,9 @@ pub struct StepReport {
 pub struct Trainer {
     cfg: TrainConfig,
     out: PathBuf,
-    varmap: VarMap,
     model: StarMd,
     diffuser: Se3Diffuser,
-    opt: AdamW,
-    ema: Ema,
+    params: Params,
     state: TrainState<TrainConfig>,
     device: Device,
 }
@@ -422,13 +417,9 @@ impl Trainer {
         let model = StarMd::new(&cfg.model, VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
         init_weights(&varmap, cfg.seed)?;
         let diffuser = Se3Diffuser::new(cfg.model.diffusion)?;
-        let vars = named_vars(&varmap);
-        let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
-        let mut ema = Ema::new(&vars, cfg.ema_decay)?;
-        let state = TrainCheckpoint::new(out.join("checkpoint"))
-            .resume(resume, &cfg, &vars, &mut opt, Some(&mut ema))?
-            .unwrap_or_else(|| TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() });
-        Ok(Self { cfg, out: out.to_path_buf(), varmap, model, diffuser, opt, ema, state, device })
+        let mut params = Params::new(&varmap, cfg.adamw, cfg.ema_decay)?;
+        let state = params.resume(&TrainCheckpoint::new(out.join("checkpoint")), resume, &cfg)?.unwrap_or_else(|| TrainState::fresh(cfg.seed, cfg.clone()));
+        Ok(Self { cfg, out: out.to_path_buf(), model, diffuser, params, state, device })
     }
 
     /// Steps completed so far.
@@ -446,7 +437,7 @@ impl Trainer {
     /// Number of scalar parameters.
     #[must_use]
     pub fn n_params(&self) -> usize {
-        named_vars(&self.varmap).iter().map(|(_, v)| v.elem_count()).sum()
+        self.params.n_params()
     }
 }
 
@@ -474,7 +465,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// Data or candle errors.
     fn validate(&mut self, val: &MdSet) -> Result<f64, StarMdError> {
-        self.ema.swap()?;
+        self.params.swap_ema()?;
         let result = (|| -> Result<f64, StarMdError> {
             let spec = self.cfg.window_spec();
             let mut sum = 0.0;
@@ -487,7 +478,7 @@ impl Trainee for Trainer {
             }
             Ok(sum / self.cfg.val_batches.max(1) as f64)
         })();
-        self.ema.swap()?;
+        self.params.swap_ema()?;
         result
     }
 
@@ -501,14 +492,8 @@ impl Trainee for Trainer {
         let windows = sample_batch(train, &self.cfg.window_spec(), self.cfg.windows_per_batch, &mut rng)?;
         let batch = make_batch(&windows, &self.cfg, &self.diffuser, &mut rng, &self.device)?;
         let (loss, parts) = batch_loss(&self.model, &self.diffuser, &batch, &self.cfg.loss)?;
-        let mut grads = loss.backward()?;
-        let vars = named_vars(&self.varmap);
-        let grad_norm = clip_grad_norm(&mut grads, &vars, self.cfg.grad_clip)?;
         let lr = self.cfg.lr.lr(step);
-        if grad_norm.is_finite() {
-            self.opt.step(&grads, lr)?;
-            self.ema.update()?;
-        }
+        let grad_norm = self.params.step(&loss, lr, self.cfg.grad_clip)?;
         self.state.step += 1;
         Ok(StepReport {
             step: self.state.step,
@@ -524,12 +509,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// I/O errors naming the directory.
     fn save(&self) -> Result<(), StarMdError> {
-        TrainCheckpoint::new(self.out.join("checkpoint")).save(
-            &self.state,
-            &named_vars(&self.varmap),
-            &self.opt,
-            Some(&self.ema),
-        )?;
+        self.params.save(&TrainCheckpoint::new(self.out.join("checkpoint")), &self.state)?;
         Ok(())
     }
 
@@ -538,7 +518,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// I/O errors naming the directory.
     fn export_ema(&self, dir: &Path) -> Result<(), StarMdError> {
-        protforge_nn::Checkpoint::new(dir).save(&self.cfg.model, &self.ema.tensors())?;
+        self.params.export_ema(dir, &self.cfg.model)?;
         Ok(())
     }
 }
@@ -644,10 +624,7 @@ mod tests {
         let before = eval(&t);
         for k in 0..40 {
             let (loss, _) = batch_loss(&t.model, &t.diffuser, &batches[k % 3], &cfg.loss).unwrap();
-            let mut grads = loss.backward().unwrap();
-            let vars = named_vars(&t.varmap);
-            clip_grad_norm(&mut grads, &vars, 1.0).unwrap();
-            t.opt.step(&grads, 3e-3).unwrap();
+            t.params.step(&loss, 3e-3, 1.0).unwrap();
         }
         let after = eval(&t);
         assert!(after < 0.8 * before, "loss {before} -> {after}");

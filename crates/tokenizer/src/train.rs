@@ -15,9 +15,9 @@ use crate::model::{Tokenizer, init_rule};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use protforge_data::{Dataset, Split};
-use protforge_nn::init::{init_seeded_with, named_vars};
+use protforge_nn::init::init_seeded_with;
 use protforge_nn::train::{
-    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm, step_rng,
+    AdamWConfig, CsvRow, LoopSettings, LrSchedule, Params, TrainCheckpoint, TrainState, Trainee, ValRow, step_rng,
 };
 use protforge_se3::{Rotation, Vec3, kabsch};
 use protforge_structure::Backbone;
@@ -264,10 +264,8 @@ pub struct ValReport {
 pub struct Trainer {
     cfg: TrainConfig,
     out: PathBuf,
-    varmap: VarMap,
     model: Tokenizer,
-    opt: AdamW,
-    ema: Ema,
+    params: Params,
     state: TrainState<TrainConfig>,
     device: Device,
 }
@@ -288,13 +286,9 @@ impl Trainer {
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
         let model = Tokenizer::new(&cfg.model, vb)?;
         init_seeded_with(&varmap, cfg.seed, init_rule)?;
-        let vars = named_vars(&varmap);
-        let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
-        let mut ema = Ema::new(&vars, cfg.ema_decay)?;
-        let state = TrainCheckpoint::new(out.join("checkpoint"))
-            .resume(resume, &cfg, &vars, &mut opt, Some(&mut ema))?
-            .unwrap_or_else(|| TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() });
-        Ok(Self { cfg, out: out.to_path_buf(), varmap, model, opt, ema, state, device })
+        let mut params = Params::new(&varmap, cfg.adamw, cfg.ema_decay)?;
+        let state = params.resume(&TrainCheckpoint::new(out.join("checkpoint")), resume, &cfg)?.unwrap_or_else(|| TrainState::fresh(cfg.seed, cfg.clone()));
+        Ok(Self { cfg, out: out.to_path_buf(), model, params, state, device })
     }
 
     /// Steps completed so far.
@@ -385,9 +379,9 @@ impl Trainee for Trainer {
     /// # Errors
     /// Candle errors.
     fn validate(&mut self, val: &ChainSet) -> Result<ValReport, TokenizerError> {
-        self.ema.swap()?;
+        self.params.swap_ema()?;
         let result = self.validate_current(val);
-        self.ema.swap()?;
+        self.params.swap_ema()?;
         result
     }
 
@@ -403,14 +397,8 @@ impl Trainee for Trainer {
         let x = encoder_input(&atoms, &self.cfg.model, &self.device)?;
         let t = targets(&atoms, &self.cfg.model, &self.device)?;
         let (parts, _, _) = self.model.loss(&x, &t, &self.cfg.loss)?;
-        let mut grads = parts.total.backward()?;
-        let vars = named_vars(&self.varmap);
-        let grad_norm = clip_grad_norm(&mut grads, &vars, self.cfg.grad_clip)?;
         let lr = self.cfg.lr.lr(step);
-        if grad_norm.is_finite() {
-            self.opt.step(&grads, lr)?;
-            self.ema.update()?;
-        }
+        let grad_norm = self.params.step(&parts.total, lr, self.cfg.grad_clip)?;
         self.state.step += 1;
         Ok(StepReport {
             step: self.state.step,
@@ -429,7 +417,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// I/O errors naming the directory.
     fn save(&self) -> Result<(), TokenizerError> {
-        TrainCheckpoint::new(self.out.join("checkpoint")).save(&self.state, &named_vars(&self.varmap), &self.opt, Some(&self.ema))?;
+        self.params.save(&TrainCheckpoint::new(self.out.join("checkpoint")), &self.state)?;
         Ok(())
     }
 
@@ -438,7 +426,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// I/O errors naming the directory.
     fn export_ema(&self, dir: &Path) -> Result<(), TokenizerError> {
-        protforge_nn::Checkpoint::new(dir).save(&self.cfg.model, &self.ema.tensors())?;
+        self.params.export_ema(dir, &self.cfg.model)?;
         Ok(())
     }
 }

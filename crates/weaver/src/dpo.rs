@@ -39,10 +39,7 @@ use protforge_flow::Se3Diffuser;
 use protforge_flow::rng::seeded;
 use protforge_nn::init::named_vars;
 use protforge_nn::ipa::softplus;
-use protforge_nn::train::{
-    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm, set_vars,
-    step_rng,
-};
+use protforge_nn::train::{AdamWConfig, CsvRow, LoopSettings, LrSchedule, Params, TrainCheckpoint, TrainState, Trainee, ValRow, set_vars, step_rng};
 use protforge_se3::Rigid;
 use rand::Rng;
 use rand::distr::Distribution;
@@ -392,11 +389,9 @@ pub struct DpoTrainer {
     cfg: DpoConfig,
     out: PathBuf,
     reference: WeaverModel,
-    varmap: VarMap,
     policy: WeaverModel,
     diffuser: Se3Diffuser,
-    opt: AdamW,
-    ema: Ema,
+    params: Params,
     state: TrainState<DpoConfig>,
     device: Device,
 }
@@ -418,15 +413,11 @@ impl DpoTrainer {
         let base_tensors = protforge_nn::Checkpoint::new(&cfg.base).load_tensors(&device)?;
         let varmap = VarMap::new();
         let policy = WeaverModel::new(&reference.cfg, VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
-        let vars = named_vars(&varmap);
-        set_vars(&vars, &base_tensors, &format!("{} (base)", cfg.base.display()))?;
+        set_vars(&named_vars(&varmap), &base_tensors, &format!("{} (base)", cfg.base.display()))?;
         let diffuser = Se3Diffuser::new(reference.cfg.diffusion)?;
-        let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
-        let mut ema = Ema::new(&vars, cfg.ema_decay)?;
-        let state = TrainCheckpoint::new(out.join("checkpoint"))
-            .resume(resume, &cfg, &vars, &mut opt, Some(&mut ema))?
-            .unwrap_or_else(|| TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() });
-        Ok(Self { cfg, out: out.to_path_buf(), reference, varmap, policy, diffuser, opt, ema, state, device })
+        let mut params = Params::new(&varmap, cfg.adamw, cfg.ema_decay)?;
+        let state = params.resume(&TrainCheckpoint::new(out.join("checkpoint")), resume, &cfg)?.unwrap_or_else(|| TrainState::fresh(cfg.seed, cfg.clone()));
+        Ok(Self { cfg, out: out.to_path_buf(), reference, policy, diffuser, params, state, device })
     }
 
     /// Steps completed.
@@ -515,7 +506,7 @@ impl Trainee for DpoTrainer {
     /// # Errors
     /// Candle and decoding errors.
     fn validate(&mut self, val: &[PreferencePair]) -> Result<DpoReport, WeaverError> {
-        self.ema.swap()?;
+        self.params.swap_ema()?;
         let result = (|| -> Result<DpoReport, WeaverError> {
             let mut sum = DpoReport::default();
             let mut n = 0.0;
@@ -533,7 +524,7 @@ impl Trainee for DpoTrainer {
             }
             Ok(DpoReport { loss: sum.loss / n, accuracy: sum.accuracy / n, margin: sum.margin / n })
         })();
-        self.ema.swap()?;
+        self.params.swap_ema()?;
         result
     }
 
@@ -550,12 +541,8 @@ impl Trainee for DpoTrainer {
         let chosen: Vec<&PreferencePair> = (0..self.cfg.batch_pairs).map(|_| &train[rng.random_range(0..train.len())]).collect();
         let (loss, sft, report) = self.pair_loss(&chosen, &mut rng)?;
         let total = (loss + (sft * self.cfg.sft_weight)?)?;
-        let mut grads = total.backward()?;
-        let vars = named_vars(&self.varmap);
-        let grad_norm = clip_grad_norm(&mut grads, &vars, self.cfg.grad_clip)?;
         let lr = self.cfg.lr.lr(step);
-        self.opt.step(&grads, lr)?;
-        self.ema.update()?;
+        let grad_norm = self.params.step(&total, lr, self.cfg.grad_clip)?;
         self.state.step += 1;
         Ok(DpoStepReport { step: self.state.step, train: report, grad_norm, lr })
     }
@@ -565,7 +552,7 @@ impl Trainee for DpoTrainer {
     /// # Errors
     /// I/O errors.
     fn save(&self) -> Result<(), WeaverError> {
-        TrainCheckpoint::new(self.out.join("checkpoint")).save(&self.state, &named_vars(&self.varmap), &self.opt, Some(&self.ema))?;
+        self.params.save(&TrainCheckpoint::new(self.out.join("checkpoint")), &self.state)?;
         Ok(())
     }
 
@@ -574,7 +561,7 @@ impl Trainee for DpoTrainer {
     /// # Errors
     /// I/O errors.
     fn export_ema(&self, dir: &Path) -> Result<(), WeaverError> {
-        protforge_nn::Checkpoint::new(dir).save(&self.policy.cfg, &self.ema.tensors())?;
+        self.params.export_ema(dir, &self.policy.cfg)?;
         Ok(())
     }
 }

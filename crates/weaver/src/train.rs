@@ -20,11 +20,8 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use protforge_flow::Se3Diffuser;
 use protforge_flow::rng::seeded;
-use protforge_nn::init::{init_seeded_with, named_vars};
-use protforge_nn::train::{
-    AdamW, AdamWConfig, CsvRow, Ema, LoopSettings, LrSchedule, TrainCheckpoint, TrainState, Trainee, ValRow, clip_grad_norm,
-    set_vars_subset, step_rng,
-};
+use protforge_nn::init::init_seeded_with;
+use protforge_nn::train::{AdamWConfig, CsvRow, LoopSettings, LrSchedule, Params, TrainCheckpoint, TrainState, Trainee, ValRow, step_rng};
 use rand::Rng;
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
@@ -197,11 +194,9 @@ pub fn draw_batch<R: Rng>(
 pub struct Trainer {
     cfg: TrainConfig,
     out: PathBuf,
-    varmap: VarMap,
     model: WeaverModel,
     diffuser: Se3Diffuser,
-    opt: AdamW,
-    ema: Ema,
+    params: Params,
     state: TrainState<TrainConfig>,
     device: Device,
 }
@@ -218,22 +213,17 @@ impl Trainer {
         let model = WeaverModel::new(&cfg.model, VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
         init_seeded_with(&varmap, cfg.seed, init_rule)?;
         let diffuser = Se3Diffuser::new(cfg.model.diffusion)?;
-        let vars = named_vars(&varmap);
-        let mut opt = AdamW::new(vars.clone(), cfg.adamw)?;
-        let mut ema = Ema::new(&vars, cfg.ema_decay)?;
-        let resumed = TrainCheckpoint::new(out.join("checkpoint")).resume(resume, &cfg, &vars, &mut opt, Some(&mut ema))?;
-        let state = match resumed {
+        let mut params = Params::new(&varmap, cfg.adamw, cfg.ema_decay)?;
+        let state = match params.resume(&TrainCheckpoint::new(out.join("checkpoint")), resume, &cfg)? {
             Some(state) => state,
             None => {
                 if let Some(dir) = &cfg.init_from {
-                    let tensors = protforge_nn::Checkpoint::new(dir).load_tensors(&device)?;
-                    set_vars_subset(&vars, &tensors, &format!("{} (init_from)", dir.display()))?;
-                    ema = Ema::new(&vars, cfg.ema_decay)?;
+                    params.init_from(dir, &device)?;
                 }
-                TrainState { step: 0, epoch: 0, seed: cfg.seed, best_val_loss: None, wall_time_s: 0.0, config: cfg.clone() }
+                TrainState::fresh(cfg.seed, cfg.clone())
             }
         };
-        Ok(Self { cfg, out: out.to_path_buf(), varmap, model, diffuser, opt, ema, state, device })
+        Ok(Self { cfg, out: out.to_path_buf(), model, diffuser, params, state, device })
     }
 
     /// Steps completed so far.
@@ -283,7 +273,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// Data and candle errors.
     fn validate(&mut self, val: &DomainSet) -> Result<LossReport, WeaverError> {
-        self.ema.swap()?;
+        self.params.swap_ema()?;
         let result = (|| -> Result<LossReport, WeaverError> {
             let mut sum = LossReport::default();
             for j in 0..self.cfg.val_batches {
@@ -299,7 +289,7 @@ impl Trainee for Trainer {
             let n = self.cfg.val_batches as f64;
             Ok(LossReport { total: sum.total / n, rot: sum.rot / n, trans: sum.trans / n, local: sum.local / n, intra: sum.intra / n })
         })();
-        self.ema.swap()?;
+        self.params.swap_ema()?;
         result
     }
 
@@ -313,12 +303,8 @@ impl Trainee for Trainer {
         let (batch, t, noised) = draw_batch(train, &self.cfg, &self.diffuser, &mut rng, &self.device)?;
         let terms = loss_terms(&self.model, &self.diffuser, &batch, &noised, &t, &self.cfg.loss)?;
         let loss = terms.total.mean_all()?;
-        let mut grads = loss.backward()?;
-        let vars = named_vars(&self.varmap);
-        let grad_norm = clip_grad_norm(&mut grads, &vars, self.cfg.grad_clip)?;
         let lr = self.cfg.lr.lr(step);
-        self.opt.step(&grads, lr)?;
-        self.ema.update()?;
+        let grad_norm = self.params.step(&loss, lr, self.cfg.grad_clip)?;
         self.state.step += 1;
         Ok(StepReport { step: self.state.step, loss: Self::report(&terms)?, grad_norm, lr })
     }
@@ -328,7 +314,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// I/O errors naming the directory.
     fn save(&self) -> Result<(), WeaverError> {
-        TrainCheckpoint::new(self.out.join("checkpoint")).save(&self.state, &named_vars(&self.varmap), &self.opt, Some(&self.ema))?;
+        self.params.save(&TrainCheckpoint::new(self.out.join("checkpoint")), &self.state)?;
         Ok(())
     }
 
@@ -337,7 +323,7 @@ impl Trainee for Trainer {
     /// # Errors
     /// I/O errors naming the directory.
     fn export_ema(&self, dir: &Path) -> Result<(), WeaverError> {
-        protforge_nn::Checkpoint::new(dir).save(&self.cfg.model, &self.ema.tensors())?;
+        self.params.export_ema(dir, &self.cfg.model)?;
         Ok(())
     }
 }
@@ -451,10 +437,7 @@ pub(crate) mod tests {
         for k in 0..40 {
             let (batch, tt, noised) = draw_batch(&set, &cfg, &t.diffuser, &mut step_rng(9, k % 4), &Device::Cpu).unwrap();
             let loss = loss_terms(&t.model, &t.diffuser, &batch, &noised, &tt, &cfg.loss).unwrap().total.mean_all().unwrap();
-            let mut grads = loss.backward().unwrap();
-            let vars = named_vars(&t.varmap);
-            clip_grad_norm(&mut grads, &vars, 1.0).unwrap();
-            t.opt.step(&grads, 3e-3).unwrap();
+            t.params.step(&loss, 3e-3, 1.0).unwrap();
         }
         let after = eval(&t);
         assert!(after < 0.8 * before, "loss {before} -> {after}");

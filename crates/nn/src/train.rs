@@ -1,6 +1,7 @@
 //! Training utilities with exact resume: [`AdamW`] with exposed moments,
-//! [`clip_grad_norm`], [`LrSchedule`], parameter [`Ema`], and [`TrainCheckpoint`]
-//! (a training-state directory written atomically).
+//! [`clip_grad_norm`], [`LrSchedule`], parameter [`Ema`], [`TrainCheckpoint`] (a
+//! training-state directory written atomically), [`Params`] (variables + AdamW + EMA) and the
+//! one training loop every trainer runs, [`run_loop`] (through [`Trainee`]).
 //!
 //! # Randomness and exact resume
 //!
@@ -11,20 +12,19 @@
 //! a checkpoint at step `k` therefore replays steps `k, k+1, …` exactly: the model tensors,
 //! AdamW moments and step count, and EMA shadow are restored bit for bit.
 //!
-//! # Typical loop
+//! # A trainer
 //!
 //! ```text
-//! let vars = named_vars(&varmap);
-//! let mut opt = AdamW::new(vars.clone(), AdamWConfig::default())?;
-//! let mut ema = Ema::new(&vars, 0.999)?;
-//! for step in start..total {
-//!     let mut rng = step_rng(seed, step);
-//!     let loss = model.loss(&batch(&mut rng)?)?;
-//!     let mut grads = loss.backward()?;
-//!     clip_grad_norm(&mut grads, &vars, 1.0)?;
-//!     opt.step(&grads, schedule.lr(opt.step_count()))?;
-//!     ema.update()?;
-//! }
+//! // new(): build the model on `varmap`, initialise it, then
+//! let mut params = Params::new(&varmap, adamw, ema_decay)?;
+//! let state = params.resume(&TrainCheckpoint::new(out.join("checkpoint")), resume, &cfg)?
+//!     .unwrap_or_else(|| TrainState::fresh(cfg.seed, cfg.clone()));
+//! // Trainee::train_step(): all randomness from step_rng(seed, state.step)
+//! let loss = model.loss(&batch(&mut step_rng(seed, state.step))?)?;
+//! let grad_norm = params.step(&loss, schedule.lr(state.step), clip)?;
+//! state.step += 1;
+//! // Trainee::validate(): params.swap_ema() around the validation pass
+//! // the CLI: trainer.run(&train, &val, max_steps, &mut |report, val| …)
 //! ```
 
 mod ema;

@@ -12,8 +12,10 @@ and prints a Markdown table row. It drives the `protforge` binary (PATH or --bin
     python3 scripts/par_benchmark.py uncond --weights weights/par --label par-raw --raw --json docs/bench/uncond_par_raw.json
     # (c) random-walk CA baseline and (d) the validation set itself
     python3 scripts/par_benchmark.py baselines --json-dir docs/bench
-    # motif scaffolding on the 24 Genie2 design25 problems, 8 samples each
+    # motif scaffolding on the 24 Genie2 design25 problems, 8 samples each (inpainting, the default)
     python3 scripts/par_benchmark.py motif --weights weights/par --json docs/bench/motif_par.json
+    # the same with PAR's teacher forcing between scales only
+    python3 scripts/par_benchmark.py motif --weights weights/par --motif-mode teacher-force --json docs/bench/motif_par_teacher_force.json
     # seconds per sample and peak memory at L = 100, 200; default and fast schedules
     python3 scripts/par_benchmark.py speed --weights weights/par --label par --json docs/bench/speed_par.json
 """
@@ -116,40 +118,44 @@ def cmd_motif(a):
     problems = sorted(glob.glob(os.path.join(SHARED, "motifs", "genie2_design25", "*.pdb")))
     base = a.out or tempfile.mkdtemp(prefix="par_motif_")
     per = []
-    print("| problem | contig | lengths | samples | success (motif CA-RMSD < 1 Å) | median motif RMSD (Å) | CA–CA ok | clash frac | s/sample |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("motif mode: %s" % a.motif_mode)
+    print("| problem | contig | lengths | samples | success (motif CA-RMSD < 1 Å) | valid successes | median motif RMSD (Å) | CA–CA ok | clash frac | s/sample |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for p in problems:
         name = os.path.basename(p)[:-4]
         out = os.path.join(base, name)
         cmd = [a.bin, "--no-progress", "--weights", a.weights, "scaffold", "--motif", p, "--num-samples", str(a.num_samples), "--seed", str(a.seed),
-               "--out", out, "--force"] + (["--schedule", a.schedule] if a.schedule else [])
+               "--motif-mode", a.motif_mode, "--out", out, "--force"] + (["--schedule", a.schedule] if a.schedule else [])
         _, secs = run(cmd)
         man = json.load(open(os.path.join(out, "manifest.json")))
-        rmsds = sorted(s["motif_ca_rmsd"] for s in man["samples"])
-        ok = [s for s in man["samples"] if s["motif_ca_rmsd"] < 1.0]
+        # Per-sample validity from `eval backbones`: every CA-CA bond in range and no clash.
+        ev, _ = run([a.bin, "--no-progress", "eval", "backbones", out, "--no-diversity", "--json"])
+        by_file = {os.path.basename(s["file"]): s for s in json.loads(ev)["structures"]}
+        samples = []
+        for s in man["samples"]:
+            e = by_file[s["file"]]
+            samples.append(dict(file=s["file"], motif_ca_rmsd=s["motif_ca_rmsd"], ca_bonds_ok=e["ca_bonds"]["n_ok"], ca_bonds=e["ca_bonds"]["n_bonds"],
+                                has_clash=e["clashes"]["has_clash"], valid=e["ca_bonds"]["n_ok"] == e["ca_bonds"]["n_bonds"] and not e["clashes"]["has_clash"]))
+        rmsds = sorted(s["motif_ca_rmsd"] for s in samples)
+        ok = [s for s in samples if s["motif_ca_rmsd"] < 1.0]
         # Validity of the successful samples (all samples when none succeeded, marked so).
-        ev_dir = out
-        if ok:
-            ev_dir = os.path.join(out, "successes")
-            os.makedirs(ev_dir, exist_ok=True)
-            for s in ok:
-                dst = os.path.join(ev_dir, s["file"])
-                if not os.path.exists(dst):
-                    os.symlink(os.path.join(out, s["file"]), dst)
-        ev, _ = run([a.bin, "--no-progress", "eval", "backbones", ev_dir, "--no-diversity", "--json"])
-        ev = json.loads(ev)
-        ev = ev.get("aggregate", ev)
+        judged = ok or samples
+        bonds_ok = sum(s["ca_bonds_ok"] for s in judged) / max(1, sum(s["ca_bonds"] for s in judged))
+        clash = sum(s["has_clash"] for s in judged) / len(judged)
+        valid_ok = sum(1 for s in ok if s["valid"])
         rec = dict(problem=man["problem"], file=name, contig=man["contig"], length=man["length"], samples=len(rmsds), successes=len(ok),
-                   success_frac=len(ok) / len(rmsds), median_rmsd=rmsds[len(rmsds) // 2], min_rmsd=rmsds[0],
-                   validity_of="successes" if ok else "all samples", ca_bond_ok_frac=ev["ca_bond_ok_frac"], clash_frac=ev["clash_frac"],
-                   seconds_per_sample=secs / len(rmsds))
+                   valid_successes=valid_ok, success_frac=len(ok) / len(rmsds), median_rmsd=rmsds[len(rmsds) // 2], min_rmsd=rmsds[0],
+                   validity_of="successes" if ok else "all samples", ca_bond_ok_frac=bonds_ok, clash_frac=clash,
+                   seconds_per_sample=secs / len(rmsds), per_sample=samples)
         per.append(rec)
-        print("| %s | `%s` | %s | %d | %d/%d | %.2f | %.3f | %.2f | %.1f |" % (
-            name, man["contig"], "%s-%s" % tuple(man["length"]) if man["length"] else "contig", len(rmsds), len(ok), len(rmsds),
+        print("| %s | `%s` | %s | %d | %d/%d | %d/%d | %.2f | %.3f | %.2f | %.1f |" % (
+            name, man["contig"], "%s-%s" % tuple(man["length"]) if man["length"] else "contig", len(rmsds), len(ok), len(rmsds), valid_ok, len(rmsds),
             rec["median_rmsd"], rec["ca_bond_ok_frac"], rec["clash_frac"], rec["seconds_per_sample"]), flush=True)
     solved = sum(1 for r in per if r["successes"] > 0)
-    print("\nproblems with at least one success: %d / %d" % (solved, len(per)))
-    save(a.json, dict(weights=a.weights, num_samples=a.num_samples, seed=a.seed, schedule=a.schedule or "default", problems=per, solved=solved))
+    solved_valid = sum(1 for r in per if r["valid_successes"] > 0)
+    print("\nproblems with at least one success: %d / %d; with at least one valid success: %d / %d" % (solved, len(per), solved_valid, len(per)))
+    save(a.json, dict(weights=a.weights, motif_mode=a.motif_mode, num_samples=a.num_samples, seed=a.seed, schedule=a.schedule or "default", problems=per,
+                      solved=solved, solved_valid=solved_valid))
 
 
 def peak_rss_mb(cmd):
@@ -203,6 +209,7 @@ def main():
     m.add_argument("--num-samples", type=int, default=8)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--schedule")
+    m.add_argument("--motif-mode", default="inpaint", choices=["inpaint", "teacher-force"])
     m.add_argument("--out")
     m.add_argument("--json")
     s = sub.add_parser("speed")

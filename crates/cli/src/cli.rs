@@ -538,6 +538,13 @@ pub(crate) struct ScaffoldArgs {
     /// residues (the generated motif RMSD is still reported in manifest.json).
     #[arg(long)]
     pub(crate) fix_motif: bool,
+    /// How the motif conditions generation. `inpaint`: at every scale the motif is
+    /// superimposed onto the current estimate and steers the flow integration, so the scaffold
+    /// is built around it (the output motif is rigid; judge the junctions by validity).
+    /// `teacher-force`: PAR's zero-shot scheme only, the motif is written over each finished
+    /// scale and reaches the final scale only through the AR conditioning.
+    #[arg(long, value_name = "MODE", default_value = "inpaint")]
+    pub(crate) motif_mode: protforge_par::sampler::MotifMode,
     /// Sampler settings.
     #[command(flatten)]
     pub(crate) sampling: SamplingArgs,

@@ -384,12 +384,14 @@ fn train_tiny_par_then_generate_reproducibly() {
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(s_out.join("manifest.json")).unwrap()).unwrap();
     let samples = m["samples"].as_array().unwrap();
     assert_eq!(samples.len(), 3);
+    assert_eq!(m["motif_mode"], "inpaint");
     for s in samples {
         let len = s["length"].as_u64().unwrap();
         assert!((18..=22).contains(&len), "{s}");
         assert_eq!(s["motif_input_residues"].as_array().unwrap().len(), 10);
         assert_eq!(s["motif_input_residues"][0], "A10");
-        assert!(s["motif_ca_rmsd"].as_f64().unwrap() >= 0.0);
+        // Inpainting ends on the superimposed motif; idealisation keeps motif residues fixed.
+        assert!(s["motif_ca_rmsd"].as_f64().unwrap() < 0.01, "{s}");
         assert_eq!(s["idealize"]["converged"], true, "{s}");
         let design = s["motif_design_residues"].as_array().unwrap();
         let first = design[0].as_u64().unwrap();
@@ -408,6 +410,11 @@ fn train_tiny_par_then_generate_reproducibly() {
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(g_out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["problem"], "TOY");
     assert_eq!(m["contig"], "3-6,A10-19,3-6");
+    let tf_out = d.join("tf");
+    let o = scaffold(&tf_out, &["--contig", "3-6,A10-19,3-6", "--motif-mode", "teacher-force"], &motif);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(tf_out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["motif_mode"], "teacher-force");
     // Inconsistent problems are one-line errors naming the problem.
     let bad = |spec: &[&str], needle: &str, problem: &str| {
         assert_one_line_error(

@@ -42,6 +42,38 @@ pub struct ScaleTarget {
     pub group: Vec<usize>,
 }
 
+impl ScaleTarget {
+    /// The known points superimposed onto `x` (the scale's current points, nm), one per
+    /// [`Self::index`] entry: one rigid superposition per group (Kabsch with ≥ 3 points,
+    /// centroid match with 1–2), fitted on that group's points of `x`.
+    ///
+    /// # Errors
+    /// [`protforge_se3::Se3Error`] if the superposition fails (non-finite coordinates).
+    pub fn place(&self, x: &[[f32; 3]]) -> Result<Vec<[f32; 3]>, protforge_se3::Se3Error> {
+        let mut out = self.coords.clone();
+        let n_groups = self.group.iter().max().map_or(0, |g| g + 1);
+        for g in 0..n_groups {
+            let idx: Vec<usize> = (0..self.index.len()).filter(|&k| self.group[k] == g).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let known: Vec<Vec3> = idx.iter().map(|&k| vec3(self.coords[k])).collect();
+            let current: Vec<Vec3> = idx.iter().map(|&k| vec3(x[self.index[k]])).collect();
+            let placed: Vec<Vec3> = if idx.len() >= 3 {
+                let sup = kabsch::superpose(&known, &current)?;
+                known.iter().map(|&p| sup.rigid.apply(p)).collect()
+            } else {
+                let shift = current.iter().sum::<Vec3>() / current.len() as f64 - known.iter().sum::<Vec3>() / known.len() as f64;
+                known.iter().map(|&p| p + shift).collect()
+            };
+            for (&k, p) in idx.iter().zip(&placed) {
+                out[k] = [p.x as f32, p.y as f32, p.z as f32];
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn vec3(p: [f32; 3]) -> Vec3 {
     Vec3::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]))
 }
@@ -159,24 +191,9 @@ impl MotifGuide {
     /// [`ParError::BadCondition`] for non-finite coordinates.
     pub fn force(&self, x: &mut [[f32; 3]]) -> Result<(), ParError> {
         let target = self.at_scale(x.len());
-        let n_groups = target.group.iter().max().map_or(0, |g| g + 1);
-        for g in 0..n_groups {
-            let idx: Vec<usize> = (0..target.index.len()).filter(|&k| target.group[k] == g).collect();
-            if idx.is_empty() {
-                continue;
-            }
-            let known: Vec<Vec3> = idx.iter().map(|&k| vec3(target.coords[k])).collect();
-            let generated: Vec<Vec3> = idx.iter().map(|&k| vec3(x[target.index[k]])).collect();
-            let placed: Vec<Vec3> = if idx.len() >= 3 {
-                let sup = kabsch::superpose(&known, &generated).map_err(|e| ParError::BadCondition(format!("motif superposition: {e}")))?;
-                known.iter().map(|&p| sup.rigid.apply(p)).collect()
-            } else {
-                let shift = generated.iter().sum::<Vec3>() / generated.len() as f64 - known.iter().sum::<Vec3>() / known.len() as f64;
-                known.iter().map(|&p| p + shift).collect()
-            };
-            for (&k, p) in idx.iter().zip(&placed) {
-                x[target.index[k]] = [p.x as f32, p.y as f32, p.z as f32];
-            }
+        let placed = target.place(x).map_err(|e| ParError::BadCondition(format!("motif superposition: {e}")))?;
+        for (&i, p) in target.index.iter().zip(placed) {
+            x[i] = p;
         }
         Ok(())
     }

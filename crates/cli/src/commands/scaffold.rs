@@ -71,6 +71,7 @@ struct Manifest<'a> {
     batch_size: usize,
     shard: Option<(usize, usize)>,
     sampler: &'a SampleOptions,
+    motif_mode: protforge_par::sampler::MotifMode,
     successes: usize,
     success_rmsd: f64,
     samples: Vec<SampleRecord>,
@@ -208,7 +209,7 @@ pub(crate) fn run(args: &ScaffoldArgs, global: &GlobalArgs, printer: &Printer) -
         let len = plans[batch[0]].2.length;
         let guides: Vec<MotifGuide> = batch.iter().map(|&i| plans[i].3.clone()).collect();
         let mut rngs: Vec<_> = batch.iter().map(|&i| plans[i].1.clone()).collect();
-        let cond = Conditioning { motifs: guides, ..Conditioning::default() };
+        let cond = Conditioning { motifs: guides, motif_mode: args.motif_mode, ..Conditioning::default() };
         let traces = sample_ca_conditioned(&model, len, batch.len(), &opts, &cond, &mut PerSampleNoise(&mut rngs), &device)
             .with_context(|| format!("sampling length {len}"))?;
         for (&i, ca) in batch.iter().zip(traces) {
@@ -282,6 +283,7 @@ pub(crate) fn run(args: &ScaffoldArgs, global: &GlobalArgs, printer: &Printer) -
         batch_size: args.sampling.batch_size,
         shard,
         sampler: &opts,
+        motif_mode: args.motif_mode,
         successes,
         success_rmsd: SUCCESS_RMSD,
         samples: records,

@@ -9,7 +9,7 @@ use crate::scales::linear_weights;
 use candle_core::{DType, Tensor};
 use crate::ParError;
 use crate::motif::{MotifGuide, ScaleTarget};
-use protforge_flow::r3::{IntegrateOptions, NoiseSource, VelocityField, center, integrate};
+use protforge_flow::r3::{IntegrateOptions, NoiseSource, VelocityField, center, integrate, predict_data};
 use protforge_flow::{FlowError, GSchedule, ScalePlan, TimeGrid};
 use protforge_nn::attention::KvCache;
 use serde::{Deserialize, Serialize};
@@ -146,14 +146,15 @@ impl<F: VelocityField> VelocityField for InpaintField<'_, F> {
         if rest < 1e-6 {
             return Ok(v);
         }
+        let t_batch = Tensor::full(t as f32, x_t.dim(0)?, x_t.device())?;
+        let x1 = tensor_to_rows(&predict_data(x_t, &v, &t_batch)?)?;
         let x = tensor_to_rows(x_t)?;
         let mut out = tensor_to_rows(&v)?;
-        for ((xb, vb), target) in x.iter().zip(out.iter_mut()).zip(self.targets) {
+        for (((xb, x1b), vb), target) in x.iter().zip(&x1).zip(out.iter_mut()).zip(self.targets) {
             if target.index.is_empty() {
                 continue;
             }
-            let x1: Vec<[f32; 3]> = xb.iter().zip(vb.iter()).map(|(p, w)| [0, 1, 2].map(|k| p[k] + rest as f32 * w[k])).collect();
-            let placed = target.place(&x1)?;
+            let placed = target.place(x1b)?;
             for (&i, m) in target.index.iter().zip(placed) {
                 vb[i] = [0, 1, 2].map(|k| (m[k] - xb[i][k]) / rest as f32);
             }

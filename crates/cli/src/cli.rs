@@ -598,6 +598,12 @@ pub(crate) struct AssembleArgs {
     /// Write the network's own domains instead of the input domains placed rigidly.
     #[arg(long)]
     pub(crate) no_projection: bool,
+    /// Write the linkers as sampled. By default they are closed first: the least movement of
+    /// the linker residues (domains fixed) that makes their CA–CA bonds 3.80 Å and keeps them
+    /// >= 4.0 Å from other residues; N, C, O are then rebuilt from the CA trace. The manifest
+    /// records both scores and how far the linkers moved.
+    #[arg(long)]
+    pub(crate) no_close_linkers: bool,
     /// Samples per network batch (with domain files and a fixed linker length).
     #[arg(long, default_value_t = 4)]
     pub(crate) batch_size: usize,

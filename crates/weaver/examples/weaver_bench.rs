@@ -13,13 +13,17 @@
 //! Inputs: the first `--n` validation chains with ≥ 2 domains (dataset order), each cut like a
 //! training example with seed = its rank (crop ≤ `--crop`, linker windows of exactly
 //! `--linker` residues at every domain boundary). Each model draws `--k` samples per input.
+//! Re-assembly metrics are reported for the structures as sampled and, under `"closed"`, after
+//! linker closure (`protforge_weaver::closure`, what `protforge assemble` writes by default).
 
 #![allow(clippy::print_stdout)] // a command-line example prints its results
 
 use candle_core::Device;
 use protforge_data::{Dataset, Split};
 use protforge_flow::rng::{sample_seed, seeded};
+use protforge_se3::Rigid;
 use protforge_weaver::bench::{Reassembly, random_placement, reassembly_metrics};
+use protforge_weaver::closure::close_linkers;
 use protforge_weaver::dataset::{DomainCache, DomainSet, ExampleParams, sample_example};
 use protforge_weaver::dpo::{CompareSettings, MeanScores, compare_models, load_model};
 use protforge_weaver::frames::ca_of;
@@ -61,6 +65,9 @@ struct Args {
     linker: usize,
     seed: u64,
     out: Option<PathBuf>,
+    /// Only the aligned model's rows (re-assembly, win rate): the base rows, the baseline and
+    /// the speed come from an earlier run without `--aligned`.
+    aligned_only: bool,
 }
 
 fn parse() -> Result<Args, Box<dyn std::error::Error>> {
@@ -76,6 +83,7 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
         linker: 6,
         seed: 0,
         out: None,
+        aligned_only: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -93,25 +101,45 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
             "--linker" => a.linker = value()?.parse()?,
             "--seed" => a.seed = value()?.parse()?,
             "--out" => a.out = Some(value()?.into()),
+            "--aligned-only" => a.aligned_only = true,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
     Ok(a)
 }
 
+/// `frames` with their CA positions replaced by the linker-closed trace
+/// (`protforge_weaver::closure`), and how far the linkers moved (Å).
+fn closed(frames: &[Rigid], domain_of: &[Option<usize>]) -> Result<(Vec<Rigid>, f64), Box<dyn std::error::Error>> {
+    let (ca, rep) = close_linkers(&ca_of(frames), domain_of)?;
+    Ok((frames.iter().zip(ca).map(|(f, t)| Rigid { rot: f.rot, trans: t }).collect(), rep.linker_rmsd_moved))
+}
+
+/// Re-assembly metrics of `rows` as sampled, and after linker closure under `"closed"`.
+fn summary_with_closure(raw: &[Reassembly], closed_rows: &[Reassembly], moved: &[f64], domain_rmsd: &[f64]) -> serde_json::Value {
+    let mut s = summary(raw, domain_rmsd);
+    let mut c = summary(closed_rows, domain_rmsd);
+    c["median_linker_rmsd_moved"] = json!(median(moved.to_vec()));
+    s["closed"] = c;
+    s
+}
+
 /// Sample `k` assemblies of every input and compare them with the natives.
-fn reassemble(model: &WeaverModel, inputs: &[(AssemblyInput, Vec<protforge_se3::Rigid>)], args: &Args, opts: &SampleOptions, dev: &Device) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+fn reassemble(model: &WeaverModel, inputs: &[(AssemblyInput, Vec<Rigid>)], args: &Args, opts: &SampleOptions, dev: &Device) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let sampler = Sampler::new(model, opts)?;
-    let (mut rows, mut drmsd) = (Vec::new(), Vec::new());
+    let (mut rows, mut closed_rows, mut moved, mut drmsd) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let started = Instant::now();
     for (n, (input, native)) in inputs.iter().enumerate() {
         let mut rngs: Vec<_> = (0..args.k).map(|j| seeded(sample_seed(args.seed, (n * args.k + j) as u64))).collect();
         for a in sampler.sample(input, &mut rngs, dev)? {
             rows.push(reassembly_metrics(native, &a.frames, &input.map.domain_of)?);
+            let (c, m) = closed(&a.frames, &input.map.domain_of)?;
+            closed_rows.push(reassembly_metrics(native, &c, &input.map.domain_of)?);
+            moved.push(m);
             drmsd.extend(a.domain_rmsd);
         }
     }
-    let mut s = summary(&rows, &drmsd);
+    let mut s = summary_with_closure(&rows, &closed_rows, &moved, &drmsd);
     s["seconds"] = json!(started.elapsed().as_secs_f64());
     Ok(s)
 }
@@ -142,16 +170,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = SampleOptions { num_steps: args.steps, ..SampleOptions::default() };
     let mut report = json!({ "inputs": inputs.len(), "k": args.k, "crop": args.crop, "linker": args.linker, "weights": args.weights });
     report["native_scores"] = serde_json::to_value(MeanScores::of(&native_scores))?;
-    report["reassembly_base"] = reassemble(&base, &inputs, &args, &opts, &dev)?;
-    // Random-placement baseline, k placements per input.
-    let mut rows = Vec::new();
-    for (n, (input, native)) in inputs.iter().enumerate() {
-        for j in 0..args.k {
-            let frames = random_placement(input, &mut seeded(sample_seed(args.seed ^ 0xba5e, (n * args.k + j) as u64)))?;
-            rows.push(reassembly_metrics(native, &frames, &input.map.domain_of)?);
-        }
+    if args.aligned_only && args.aligned.is_none() {
+        return Err("--aligned-only needs --aligned".into());
     }
-    report["reassembly_random_baseline"] = summary(&rows, &[]);
+    if !args.aligned_only {
+        base_rows(&base, &inputs, &args, &opts, &dev, &mut report)?;
+    }
     if let Some(dir) = &args.aligned {
         let aligned = load_model(dir, &dev)?;
         report["reassembly_aligned"] = reassemble(&aligned, &inputs, &args, &opts, &dev)?;
@@ -159,26 +183,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let settings = CompareSettings { k: args.k, sample: opts, score: ScoreConfig::default(), seed: args.seed ^ 0xc0de };
         report["aligned_vs_base"] = serde_json::to_value(compare_models(&base, &aligned, &held_out, &settings, &dev)?)?;
     }
-    // Speed: one assembly at total lengths 200 and 400 (the longest validation chains, cropped).
-    let mut longest: Vec<&protforge_weaver::dataset::DomainChain> = val.chains.iter().collect();
-    longest.sort_by_key(|c| std::cmp::Reverse(c.frames.len()));
-    let sampler = Sampler::new(&base, &opts)?;
-    let mut speed = serde_json::Map::new();
-    for len in [200usize, 400] {
-        let Some(chain) = longest.iter().find(|c| c.frames.len() >= len) else { continue };
-        let ex = sample_example(chain, &ExampleParams { crop_max: len, ..params }, &mut seeded(0))?;
-        let input = AssemblyInput::from_native(&ex.frames, &ex.map.domain_of)?;
-        let t0 = Instant::now();
-        sampler.sample(&input, &mut [seeded(1)], &dev)?;
-        speed.insert(format!("seconds_per_assembly_len{len}"), json!(t0.elapsed().as_secs_f64()));
+    if !args.aligned_only {
+        report["speed"] = speed(&base, &val, &params, &opts, &dev)?;
     }
-    speed.insert("steps".into(), json!(sampler.diffuser().config().sampler.num_steps));
-    speed.insert("threads".into(), json!(candle_core::utils::get_num_threads()));
-    report["speed"] = serde_json::Value::Object(speed);
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &args.out {
         std::fs::write(path, &text)?;
     }
     println!("{text}");
     Ok(())
+}
+
+/// The base model's re-assembly rows and the random-placement baseline.
+fn base_rows(base: &WeaverModel, inputs: &[(AssemblyInput, Vec<Rigid>)], args: &Args, opts: &SampleOptions, dev: &Device, report: &mut serde_json::Value) -> Result<(), Box<dyn std::error::Error>> {
+    report["reassembly_base"] = reassemble(base, inputs, args, opts, dev)?;
+    // Random-placement baseline, k placements per input.
+    let (mut rows, mut closed_rows, mut moved) = (Vec::new(), Vec::new(), Vec::new());
+    for (n, (input, native)) in inputs.iter().enumerate() {
+        for j in 0..args.k {
+            let frames = random_placement(input, &mut seeded(sample_seed(args.seed ^ 0xba5e, (n * args.k + j) as u64)))?;
+            rows.push(reassembly_metrics(native, &frames, &input.map.domain_of)?);
+            let (c, m) = closed(&frames, &input.map.domain_of)?;
+            closed_rows.push(reassembly_metrics(native, &c, &input.map.domain_of)?);
+            moved.push(m);
+        }
+    }
+    report["reassembly_random_baseline"] = summary_with_closure(&rows, &closed_rows, &moved, &[]);
+    Ok(())
+}
+
+/// Seconds for one assembly at total lengths 200 and 400 (the longest validation chains, cropped).
+fn speed(base: &WeaverModel, val: &DomainSet, params: &ExampleParams, opts: &SampleOptions, dev: &Device) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let mut longest: Vec<&protforge_weaver::dataset::DomainChain> = val.chains.iter().collect();
+    longest.sort_by_key(|c| std::cmp::Reverse(c.frames.len()));
+    let sampler = Sampler::new(base, opts)?;
+    let mut speed = serde_json::Map::new();
+    for len in [200usize, 400] {
+        let Some(chain) = longest.iter().find(|c| c.frames.len() >= len) else { continue };
+        let ex = sample_example(chain, &ExampleParams { crop_max: len, ..*params }, &mut seeded(0))?;
+        let input = AssemblyInput::from_native(&ex.frames, &ex.map.domain_of)?;
+        let t0 = Instant::now();
+        sampler.sample(&input, &mut [seeded(1)], dev)?;
+        speed.insert(format!("seconds_per_assembly_len{len}"), json!(t0.elapsed().as_secs_f64()));
+    }
+    speed.insert("steps".into(), json!(sampler.diffuser().config().sampler.num_steps));
+    speed.insert("threads".into(), json!(candle_core::utils::get_num_threads()));
+    Ok(serde_json::Value::Object(speed))
 }

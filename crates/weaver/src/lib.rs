@@ -18,6 +18,7 @@
 //! Å at every public boundary; the network works in nm inside ([`model::ANG_PER_NM`]).
 
 pub mod bench;
+pub mod closure;
 pub mod config;
 pub mod dataset;
 pub mod domains;

@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use protforge_flow::rng::{sample_seed, seeded};
 use protforge_nn::Checkpoint;
 use protforge_se3::{Rigid, Vec3};
-use protforge_structure::{Backbone, atom, residue};
+use protforge_structure::{Backbone, atom, rebuild_backbone, residue};
+use protforge_weaver::closure::{ClosureReport, close_linkers};
 use protforge_weaver::dpo::load_model;
 use protforge_weaver::frames::{atoms_from_frames, centred, f32x3, frames_from_backbone, vec3};
 use protforge_weaver::sampler::{AssemblyInput, SampleOptions, Sampler};
@@ -129,7 +130,13 @@ struct SampleRecord {
     length: usize,
     domains: Vec<DomainRecord>,
     linkers: Vec<Range1>,
+    /// Score of the written structure.
     score: ScoreBreakdown,
+    /// Score of the sampled structure before linker closure (absent with --no-close-linkers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_score: Option<ScoreBreakdown>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    linker_closure: Option<ClosureReport>,
 }
 
 #[derive(Serialize)]
@@ -151,10 +158,23 @@ struct Manifest {
     samples: Vec<SampleRecord>,
 }
 
-/// Output atoms: domain residues are the input atoms moved by their domain's placement;
-/// linkers are rebuilt from their frames.
-fn output_backbone(frames: &[Rigid], input: &AssemblyInput, domains: &[Domain]) -> Backbone {
-    let ideal = atoms_from_frames(frames);
+/// Output atoms: domain residues are the input atoms moved by their domain's placement.
+/// Linker residues are rebuilt from `linker_ca` (the closed CA trace, `protforge_structure::
+/// rebuild`) when given, otherwise from their sampled frames.
+fn output_backbone(frames: &[Rigid], input: &AssemblyInput, domains: &[Domain], linker_ca: Option<&[Vec3]>) -> Backbone {
+    let from_frames = atoms_from_frames(frames);
+    let ideal = match linker_ca.map(|ca| rebuild_backbone(&ca.iter().map(f32x3).collect::<Vec<_>>())) {
+        Some(Ok(atoms)) => atoms.into_iter().map(|r| r.map(vec3)).collect(),
+        // The rebuild refuses only CA pairs closer than it supports, which a converged closure
+        // never leaves; fall back to the sampled frames moved onto the closed CA.
+        Some(Err(_)) => from_frames
+            .iter()
+            .zip(frames)
+            .zip(linker_ca.unwrap_or_default())
+            .map(|((atoms, f), ca)| atoms.map(|p| p - f.trans + ca))
+            .collect(),
+        None => from_frames,
+    };
     let mut next = vec![0usize; domains.len()];
     let coords = input
         .map
@@ -304,7 +324,15 @@ pub(crate) fn run(args: &AssembleArgs, global: &GlobalArgs, printer: &Printer) -
         let out = sampler.sample(&input, &mut rngs, &device).with_context(|| format!("sampling assembly {i}"))?;
         for (&k, a) in batch.iter().zip(&out) {
             let name = file_of(k);
-            let bb = output_backbone(&a.frames, &input, &domains);
+            let sampled_ca: Vec<Vec3> = a.frames.iter().map(|f| f.trans).collect();
+            let raw_score = score_assembly(&sampled_ca, &input.map.domain_of, &score_cfg)?;
+            let (ca, closure) = if args.no_close_linkers {
+                (sampled_ca, None)
+            } else {
+                let (ca, rep) = close_linkers(&sampled_ca, &input.map.domain_of).with_context(|| format!("closing the linkers of assembly {k}"))?;
+                (ca, Some(rep))
+            };
+            let bb = output_backbone(&a.frames, &input, &domains, closure.is_some().then_some(ca.as_slice()));
             protforge_structure::write_pdb(&args.out.join(&name), &bb)?;
             let mut domain_files = vec![None; domains.len()];
             if par.is_some() {
@@ -315,7 +343,6 @@ pub(crate) fn run(args: &AssembleArgs, global: &GlobalArgs, printer: &Printer) -
                     domain_files[dk] = Some(dname);
                 }
             }
-            let ca: Vec<Vec3> = a.frames.iter().map(|f| f.trans).collect();
             let score = score_assembly(&ca, &input.map.domain_of, &score_cfg)?;
             let (dom_ranges, link_ranges) = ranges(&input.map.domain_of, domains.len());
             let domain_records = dom_ranges
@@ -329,7 +356,12 @@ pub(crate) fn run(args: &AssembleArgs, global: &GlobalArgs, printer: &Printer) -
                     network_rmsd: a.domain_rmsd.get(dk).copied().unwrap_or(f64::NAN),
                 })
                 .collect();
-            records.push(SampleRecord { index: k, file: name, seed: sample_seed(args.seed, k as u64), length: input.len(), domains: domain_records, linkers: link_ranges, score });
+            records.push(SampleRecord { index: k, file: name, seed: sample_seed(args.seed, k as u64), length: input.len(), domains: domain_records,
+                linkers: link_ranges,
+                score,
+                raw_score: closure.is_some().then_some(raw_score),
+                linker_closure: closure,
+            });
             bar.inc(1);
         }
         i += batch.len();
@@ -355,8 +387,17 @@ pub(crate) fn run(args: &AssembleArgs, global: &GlobalArgs, printer: &Printer) -
     protforge_structure::io::write_atomic(&args.out.join("manifest.json"), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     let n = manifest.samples.len().max(1) as f64;
     let mean = |f: &dyn Fn(&ScoreBreakdown) -> f64| manifest.samples.iter().map(|s| f(&s.score)).sum::<f64>() / n;
+    let closure = {
+        let moved: Vec<f64> = manifest.samples.iter().filter_map(|s| s.linker_closure.map(|c| c.linker_rmsd_moved)).collect();
+        let raw_valid = manifest.samples.iter().filter(|s| s.raw_score.is_some_and(|r| r.valid)).count();
+        if moved.is_empty() {
+            String::new()
+        } else {
+            format!("; linkers closed (mean linker RMSD moved {:.2} Å; {raw_valid} valid as sampled)", moved.iter().sum::<f64>() / moved.len() as f64)
+        }
+    };
     printer.note(format!(
-        "wrote {} file(s) and manifest.json to {}: {} valid (no clash, linkers in range), mean {:.0} interface contacts, mean Rg ratio {:.2}, mean score {:.3}",
+        "wrote {} file(s) and manifest.json to {}: {} valid (no clash, linkers in range), mean {:.0} interface contacts, mean Rg ratio {:.2}, mean score {:.3}{closure}",
         args.num_samples,
         args.out.display(),
         manifest.samples.iter().filter(|s| s.score.valid).count(),

@@ -598,12 +598,13 @@ pub(crate) struct AssembleArgs {
     /// Write the network's own domains instead of the input domains placed rigidly.
     #[arg(long)]
     pub(crate) no_projection: bool,
-    /// Write the linkers as sampled. By default they are closed first: the least movement of
-    /// the linker residues (domains fixed) that makes their CA–CA bonds 3.80 Å and keeps them
-    /// >= 4.0 Å from other residues; N, C, O are then rebuilt from the CA trace. The manifest
-    /// records both scores and how far the linkers moved.
+    /// Write the assemblies as sampled. By default each is refined first: domains that overlap
+    /// (CA pairs closer than 4.0 Å) are pushed apart by rigid translations, then the linkers are
+    /// closed (the least movement of the linker residues that makes their CA–CA bonds 3.80 Å and
+    /// keeps them >= 4.0 Å from other residues; N, C, O rebuilt from the CA trace). The manifest
+    /// records the raw and refined scores, the domain shifts and how far the linkers moved.
     #[arg(long)]
-    pub(crate) no_close_linkers: bool,
+    pub(crate) raw: bool,
     /// Samples per network batch (with domain files and a fixed linker length).
     #[arg(long, default_value_t = 4)]
     pub(crate) batch_size: usize,

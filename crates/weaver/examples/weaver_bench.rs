@@ -13,8 +13,9 @@
 //! Inputs: the first `--n` validation chains with ≥ 2 domains (dataset order), each cut like a
 //! training example with seed = its rank (crop ≤ `--crop`, linker windows of exactly
 //! `--linker` residues at every domain boundary). Each model draws `--k` samples per input.
-//! Re-assembly metrics are reported for the structures as sampled and, under `"closed"`, after
-//! linker closure (`protforge_weaver::closure`, what `protforge assemble` writes by default).
+//! Re-assembly metrics are reported for the structures as sampled and, under `"refined"`, after
+//! the refinement `protforge assemble` applies by default (`protforge_weaver::closure`:
+//! overlapping domains pushed apart by rigid translation, then linkers closed).
 
 #![allow(clippy::print_stdout)] // a command-line example prints its results
 
@@ -23,7 +24,7 @@ use protforge_data::{Dataset, Split};
 use protforge_flow::rng::{sample_seed, seeded};
 use protforge_se3::Rigid;
 use protforge_weaver::bench::{Reassembly, random_placement, reassembly_metrics};
-use protforge_weaver::closure::close_linkers;
+use protforge_weaver::closure::{close_linkers, separate_domains};
 use protforge_weaver::dataset::{DomainCache, DomainSet, ExampleParams, sample_example};
 use protforge_weaver::dpo::{CompareSettings, MeanScores, compare_models, load_model};
 use protforge_weaver::frames::ca_of;
@@ -108,19 +109,20 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
     Ok(a)
 }
 
-/// `frames` with their CA positions replaced by the linker-closed trace
-/// (`protforge_weaver::closure`), and how far the linkers moved (Å).
+/// `frames` with their CA positions replaced by the refined trace (`protforge_weaver::closure`:
+/// overlapping domains pushed apart, then linkers closed), and how far the linkers moved (Å).
 fn closed(frames: &[Rigid], domain_of: &[Option<usize>]) -> Result<(Vec<Rigid>, f64), Box<dyn std::error::Error>> {
-    let (ca, rep) = close_linkers(&ca_of(frames), domain_of)?;
+    let (apart, _) = separate_domains(&ca_of(frames), domain_of, 4.0)?;
+    let (ca, rep) = close_linkers(&apart, domain_of)?;
     Ok((frames.iter().zip(ca).map(|(f, t)| Rigid { rot: f.rot, trans: t }).collect(), rep.linker_rmsd_moved))
 }
 
-/// Re-assembly metrics of `rows` as sampled, and after linker closure under `"closed"`.
+/// Re-assembly metrics of `rows` as sampled, and after refinement under `"refined"`.
 fn summary_with_closure(raw: &[Reassembly], closed_rows: &[Reassembly], moved: &[f64], domain_rmsd: &[f64]) -> serde_json::Value {
     let mut s = summary(raw, domain_rmsd);
     let mut c = summary(closed_rows, domain_rmsd);
     c["median_linker_rmsd_moved"] = json!(median(moved.to_vec()));
-    s["closed"] = c;
+    s["refined"] = c;
     s
 }
 

@@ -14,7 +14,7 @@ use protforge_flow::rng::{sample_seed, seeded};
 use protforge_nn::Checkpoint;
 use protforge_se3::{Rigid, Vec3};
 use protforge_structure::{Backbone, atom, rebuild_backbone, residue};
-use protforge_weaver::closure::{ClosureReport, close_linkers};
+use protforge_weaver::closure::{ClosureReport, SeparationReport, close_linkers, separate_domains};
 use protforge_weaver::dpo::load_model;
 use protforge_weaver::frames::{atoms_from_frames, centred, f32x3, frames_from_backbone, vec3};
 use protforge_weaver::sampler::{AssemblyInput, SampleOptions, Sampler};
@@ -132,11 +132,18 @@ struct SampleRecord {
     linkers: Vec<Range1>,
     /// Score of the written structure.
     score: ScoreBreakdown,
-    /// Score of the sampled structure before linker closure (absent with --no-close-linkers).
+    /// Score of the sampled structure before refinement (absent with --raw).
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_score: Option<ScoreBreakdown>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    linker_closure: Option<ClosureReport>,
+    refinement: Option<Refinement>,
+}
+
+/// What refinement did to one sample (`protforge_weaver::closure`).
+#[derive(Serialize)]
+struct Refinement {
+    separation: SeparationReport,
+    linker_closure: ClosureReport,
 }
 
 #[derive(Serialize)]
@@ -158,10 +165,13 @@ struct Manifest {
     samples: Vec<SampleRecord>,
 }
 
-/// Output atoms: domain residues are the input atoms moved by their domain's placement.
-/// Linker residues are rebuilt from `linker_ca` (the closed CA trace, `protforge_structure::
-/// rebuild`) when given, otherwise from their sampled frames.
-fn output_backbone(frames: &[Rigid], input: &AssemblyInput, domains: &[Domain], linker_ca: Option<&[Vec3]>) -> Backbone {
+/// Output atoms: domain residues are the input atoms moved by their domain's placement (plus
+/// the domain's separation shift after refinement). Linker residues are rebuilt from the
+/// refined CA trace (`protforge_structure::rebuild`) when given, otherwise from their sampled
+/// frames.
+fn output_backbone(frames: &[Rigid], input: &AssemblyInput, domains: &[Domain], refined: Option<(&[Vec3], &[Vec3])>) -> Backbone {
+    let linker_ca = refined.map(|r| r.0);
+    let shift = |d: usize| refined.map_or_else(Vec3::zeros, |r| r.1[d]);
     let from_frames = atoms_from_frames(frames);
     let ideal = match linker_ca.map(|ca| rebuild_backbone(&ca.iter().map(f32x3).collect::<Vec<_>>())) {
         Some(Ok(atoms)) => atoms.into_iter().map(|r| r.map(vec3)).collect(),
@@ -186,7 +196,7 @@ fn output_backbone(frames: &[Rigid], input: &AssemblyInput, domains: &[Domain], 
                 let k = next[*d];
                 next[*d] += 1;
                 let g = frames[i].compose(&domains[*d].frames[k].inverse());
-                domains[*d].atoms[k].map(|p| f32x3(&g.apply(p)))
+                domains[*d].atoms[k].map(|p| f32x3(&(g.apply(p) + shift(*d))))
             }
             None => ideal[i].map(|p| f32x3(&p)),
         })
@@ -326,13 +336,15 @@ pub(crate) fn run(args: &AssembleArgs, global: &GlobalArgs, printer: &Printer) -
             let name = file_of(k);
             let sampled_ca: Vec<Vec3> = a.frames.iter().map(|f| f.trans).collect();
             let raw_score = score_assembly(&sampled_ca, &input.map.domain_of, &score_cfg)?;
-            let (ca, closure) = if args.no_close_linkers {
+            let (ca, refinement) = if args.raw {
                 (sampled_ca, None)
             } else {
-                let (ca, rep) = close_linkers(&sampled_ca, &input.map.domain_of).with_context(|| format!("closing the linkers of assembly {k}"))?;
-                (ca, Some(rep))
+                let (apart, separation) = separate_domains(&sampled_ca, &input.map.domain_of, 4.0).with_context(|| format!("separating the domains of assembly {k}"))?;
+                let (ca, linker_closure) = close_linkers(&apart, &input.map.domain_of).with_context(|| format!("closing the linkers of assembly {k}"))?;
+                (ca, Some(Refinement { separation, linker_closure }))
             };
-            let bb = output_backbone(&a.frames, &input, &domains, closure.is_some().then_some(ca.as_slice()));
+            let shifts: Vec<Vec3> = refinement.as_ref().map_or_else(Vec::new, |r| r.separation.shifts.iter().map(|s| Vec3::new(s[0], s[1], s[2])).collect());
+            let bb = output_backbone(&a.frames, &input, &domains, refinement.is_some().then_some((ca.as_slice(), shifts.as_slice())));
             protforge_structure::write_pdb(&args.out.join(&name), &bb)?;
             let mut domain_files = vec![None; domains.len()];
             if par.is_some() {
@@ -359,8 +371,8 @@ pub(crate) fn run(args: &AssembleArgs, global: &GlobalArgs, printer: &Printer) -
             records.push(SampleRecord { index: k, file: name, seed: sample_seed(args.seed, k as u64), length: input.len(), domains: domain_records,
                 linkers: link_ranges,
                 score,
-                raw_score: closure.is_some().then_some(raw_score),
-                linker_closure: closure,
+                raw_score: refinement.is_some().then_some(raw_score),
+                refinement,
             });
             bar.inc(1);
         }
@@ -388,12 +400,16 @@ pub(crate) fn run(args: &AssembleArgs, global: &GlobalArgs, printer: &Printer) -
     let n = manifest.samples.len().max(1) as f64;
     let mean = |f: &dyn Fn(&ScoreBreakdown) -> f64| manifest.samples.iter().map(|s| f(&s.score)).sum::<f64>() / n;
     let closure = {
-        let moved: Vec<f64> = manifest.samples.iter().filter_map(|s| s.linker_closure.map(|c| c.linker_rmsd_moved)).collect();
+        let moved: Vec<f64> = manifest.samples.iter().filter_map(|s| s.refinement.as_ref().map(|r| r.linker_closure.linker_rmsd_moved)).collect();
+        let separated = manifest.samples.iter().filter(|s| s.refinement.as_ref().is_some_and(|r| r.separation.close_pairs_before > 0)).count();
         let raw_valid = manifest.samples.iter().filter(|s| s.raw_score.is_some_and(|r| r.valid)).count();
         if moved.is_empty() {
             String::new()
         } else {
-            format!("; linkers closed (mean linker RMSD moved {:.2} Å; {raw_valid} valid as sampled)", moved.iter().sum::<f64>() / moved.len() as f64)
+            format!(
+                "; refined: {separated} with overlapping domains pushed apart, linkers closed (mean linker RMSD moved {:.2} Å); {raw_valid} valid as sampled",
+                moved.iter().sum::<f64>() / moved.len() as f64
+            )
         }
     };
     printer.note(format!(

@@ -11,7 +11,8 @@
 //! **Objective.** With `ℓ_θ(x₀, t, ε)` the per-sample denoising loss (the likelihood surrogate
 //! of [`crate::loss`]: weighted rotation score matching plus translation x₀ error, an ELBO
 //! term up to constants) and the frozen reference (base) model `ℓ_ref`, for one pair noised at
-//! a shared time `t`:
+//! a shared time `t` with a shared noise draw (the winner and the loser get the same `ε`, as in
+//! the Diffusion-DPO reference training script):
 //!
 //! ```text
 //! Δ_w = ℓ_θ(x_w) − ℓ_ref(x_w)        Δ_l = ℓ_θ(x_l) − ℓ_ref(x_l)
@@ -459,7 +460,11 @@ impl DpoTrainer {
         let p = pairs.len();
         let tp: Vec<f64> = (0..p).map(|_| self.cfg.loss.sample_t(rng)).collect();
         let t: Vec<f64> = tp.iter().chain(&tp).copied().collect();
-        let mut rngs: Vec<StdRng> = (0..2 * p).map(|_| seeded(rng.random())).collect();
+        // One noise draw per pair, shared by its winner and loser (same t, same ε), as in the
+        // Diffusion-DPO reference training script: the pair difference then measures the
+        // structures, not the noise.
+        let seeds: Vec<u64> = (0..p).map(|_| rng.random()).collect();
+        let mut rngs: Vec<StdRng> = seeds.iter().chain(&seeds).map(|&s| seeded(s)).collect();
         let noised = noise_batch(&self.diffuser, &batch, &t, &mut rngs)?;
         let pol = loss_terms(&self.policy, &self.diffuser, &batch, &noised, &t, &self.cfg.loss)?.surrogate;
         let reference = loss_terms(&self.reference, &self.diffuser, &batch, &noised, &t, &self.cfg.loss)?.surrogate.detach();
@@ -767,6 +772,13 @@ mod tests {
         let mut reports = Vec::new();
         trainer.run(&tr, &va, Some(2), &mut |r, _| reports.push(r.train.loss)).unwrap();
         assert_eq!(trainer.step(), 2);
+        // Winner and loser share the noise draw: a pair whose loser is its winner has margin 0
+        // exactly, although the trained policy differs from the reference on real pairs.
+        let twin = PreferencePair { loser: tr[0].winner.clone(), ..tr[0].clone() };
+        let (_, _, same) = trainer.pair_loss(&[&twin, &twin], &mut seeded(3)).unwrap();
+        assert!(same.margin.abs() < 1e-9 && (same.loss - std::f64::consts::LN_2).abs() < 1e-6, "{same:?}");
+        let (_, _, real) = trainer.pair_loss(&[&tr[0], &tr[1]], &mut seeded(3)).unwrap();
+        assert!(real.margin.abs() > 1e-9, "{real:?}");
         drop(trainer);
         let mut again = DpoTrainer::new(cfg.clone(), &out, true, Device::Cpu).unwrap();
         assert_eq!(again.step(), 2);

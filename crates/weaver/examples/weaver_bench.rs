@@ -5,9 +5,9 @@
 //!
 //! ```sh
 //! cargo run --release -p protforge-weaver --example weaver_bench -- \
-//!     --weights weights/weaver-base --aligned weights/weaver \
+//!     --weights training/weaver/base --aligned weights/weaver \
 //!     --data data/protforge_v1.safetensors --domains training/weaver/domains.json \
-//!     --n 32 --k 2 --out docs/weaver_bench.json
+//!     --n 65 --k 2 --out weaver_bench.json
 //! ```
 //!
 //! Inputs: the first `--n` validation chains with ≥ 2 domains (dataset order), each cut like a

@@ -413,7 +413,7 @@ pub(crate) fn run(args: &AssembleArgs, global: &GlobalArgs, printer: &Printer) -
         }
     };
     printer.note(format!(
-        "wrote {} file(s) and manifest.json to {}: {} valid (no clash, linkers in range), mean {:.0} interface contacts, mean Rg ratio {:.2}, mean score {:.3}{closure}",
+        "wrote {} file(s) and manifest.json to {}: {} valid (no clash, linker bonds in range, no linker threaded through a domain), mean {:.0} interface contacts, mean Rg ratio {:.2}, mean score {:.3}{closure}",
         args.num_samples,
         args.out.display(),
         manifest.samples.iter().filter(|s| s.score.valid).count(),

@@ -327,6 +327,14 @@ pub(crate) fn weaver_dpo(args: &TrainWeaverDpoArgs, global: &GlobalArgs, printer
             bar.println(format!("step {:>6}  val DPO loss {:.4}  accuracy {:.3}  margin {:.4}", r.step, v.loss, v.accuracy, v.margin));
         }
     })?;
-    finish(printer, &bar, trainer.step(), out_dir, "aligned EMA weights");
+    if trainer.step() >= cfg.steps {
+        // The validation DPO loss is a weak guide to sample quality (weights/weaver/CARD.md), so
+        // the end-of-schedule EMA weights are kept next to best/ for comparison by sampling.
+        use protforge_nn::train::Trainee;
+        let dir = out_dir.join("final");
+        trainer.export_ema(&dir).with_context(|| format!("{}: writing the final EMA weights", dir.display()))?;
+        printer.note(format!("end-of-schedule EMA weights in {}", dir.display()));
+    }
+    finish(printer, &bar, trainer.step(), out_dir, "aligned EMA weights with the lowest validation DPO loss");
     Ok(())
 }

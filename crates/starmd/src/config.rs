@@ -22,6 +22,26 @@ pub struct IpaHeads {
     pub n_v_points: usize,
 }
 
+/// Previous-frame anchor of the structure module (a protforge extension, not in the paper;
+/// `crate::model` docs): the structure module of noisy frame `ℓ` starts from the Gaussian
+/// posterior mean of its clean frame under the prior "clean frame ≈ history frame `ℓ − 1`,
+/// superposed on the noisy frame", with these prior widths.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorConfig {
+    /// Prior standard deviation of each translation coordinate (Å). Measured on the training
+    /// MD (CA displacement per coordinate after superposition, 10–250 ps apart): 0.4–1.8 Å.
+    pub sigma_ang: f64,
+    /// Prior standard deviation of the residue-frame rotation (rad).
+    pub sigma_rad: f64,
+}
+
+impl Default for AnchorConfig {
+    fn default() -> Self {
+        Self { sigma_ang: 1.0, sigma_rad: 0.2 }
+    }
+}
+
 /// The STAR-MD network and its SE(3) diffusion (`weights/starmd/config.json`).
 ///
 /// Shapes below use `N` residues, `F` frames, `D = d_single`.
@@ -67,6 +87,10 @@ pub struct StarMdConfig {
     pub context_noise: f64,
     /// SE(3) diffusion (VP translations, IGSO(3) rotations, reverse sampler).
     pub diffusion: Se3DiffusionConfig,
+    /// Previous-frame anchor of the structure module (`None`: the structure module starts
+    /// from the noisy frames, as in the paper and FrameDiff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<AnchorConfig>,
 }
 
 impl StarMdConfig {
@@ -93,6 +117,7 @@ impl StarMdConfig {
             dt_max_ns: 1.0,
             context_noise: 0.1,
             diffusion: Se3DiffusionConfig::default(),
+            anchor: Some(AnchorConfig::default()),
         }
     }
 
@@ -196,6 +221,14 @@ impl StarMdConfig {
         if !(0.0..=1.0).contains(&self.context_noise) {
             return Err(StarMdError::config("context_noise", format!("{} not in [0, 1]", self.context_noise)));
         }
+        if let Some(a) = self.anchor
+            && !(a.sigma_ang.is_finite() && a.sigma_ang > 0.0 && a.sigma_rad.is_finite() && a.sigma_rad > 0.0)
+        {
+            return Err(StarMdError::config(
+                "anchor",
+                format!("sigma_ang = {}, sigma_rad = {} (need positive widths)", a.sigma_ang, a.sigma_rad),
+            ));
+        }
         self.diffusion.sampler.validate()?;
         self.diffusion.r3.validate()?;
         self.diffusion.so3.validate()?;
@@ -219,6 +252,14 @@ mod tests {
         assert!(bad.validate().unwrap_err().to_string().contains("multiple of 4"));
         let bad = StarMdConfig { dt_min_ns: 2.0, dt_max_ns: 1.0, ..StarMdConfig::tiny() };
         assert!(bad.validate().is_err());
+        let bad =
+            StarMdConfig { anchor: Some(AnchorConfig { sigma_ang: 0.0, sigma_rad: 0.2 }), ..StarMdConfig::tiny() };
+        assert!(bad.validate().unwrap_err().to_string().contains("anchor"));
+        // Configs written before the anchor existed load as the paper's architecture.
+        let mut old = serde_json::to_value(StarMdConfig::tiny()).unwrap();
+        old.as_object_mut().unwrap().remove("anchor");
+        let old: StarMdConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(old.anchor, None);
         let cfg = StarMdConfig::cpu_small();
         assert!(cfg.dt_in_range(0.01) && cfg.dt_in_range(1.0) && !cfg.dt_in_range(1.5) && !cfg.dt_in_range(f64::NAN));
     }

@@ -21,6 +21,21 @@
 //! [`FrameCache`]; [`StarMd::denoise`] predicts one noisy frame from the cache. Both give the
 //! same numbers as the training pass (tested).
 //!
+//! **Previous-frame anchor** (a protforge extension, on when the config has `anchor`). In the
+//! paper the structure module of a noisy frame starts from the noisy frame itself, so at high
+//! diffusion times the clean frame must be rebuilt from invariant token features alone, which
+//! a CPU-sized model does not learn to Å precision. With the anchor, noisy frame `ℓ ≥ 1`
+//! starts instead from the Gaussian posterior mean of its clean frame under the prior "clean ≈
+//! history frame `ℓ − 1` superposed (CA Kabsch) on the noisy frame", per residue:
+//! translations `a + w (x_t − α a)` with `w = α s² / (α² s² + σ²)` (VP mean coefficient `α`,
+//! conditional deviation `σ` in Å, prior width `s = sigma_ang`), rotations on the geodesic
+//! from the anchor towards the noisy rotation at `s_r² / (s_r² + σ_r(t)²)` (IGSO(3) `σ_r`).
+//! Every noisy token also gets [`ANCHOR_FEATURES`] invariant features: the noisy and the anchor
+//! frames expressed in its start frame (rotation matrix, translation in nm) and a has-anchor
+//! flag. The superposition makes the start frames equivariant with the noisy frame and
+//! independent of the history's global pose, so the equivariance below still holds. Frame 0
+//! of a training window (no history) starts from the noisy frame with the flag off.
+//!
 //! **Units.** Frames cross this API in Å; inside, translations are in nm (Å × 0.1, as
 //! AlphaFold2's structure module), converted in one place (the shared pass behind all three).
 //!
@@ -31,17 +46,22 @@
 
 use crate::StarMdError;
 use crate::attention::{FrameCache, StAttention, history_noisy_mask, rope_2d_tables};
-use crate::config::StarMdConfig;
+use crate::config::{AnchorConfig, StarMdConfig};
 use crate::features::{AA_VOCAB, Conditioning, INIT_FEATURES};
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, VarMap};
 use protforge_nn::init::{InitRule, default_init_rule, init_seeded_with};
 use protforge_nn::ipa::{BackboneUpdate, InvariantPointAttention};
 use protforge_nn::layers::{AdaLn, SwiGlu, gated_residual, sinusoidal_embedding};
-use protforge_se3::{Rigids, Rotations};
+use protforge_se3::kabsch::superpose;
+use protforge_se3::{Rigid, Rigids, Rotations, Vec3, so3};
 
 /// Å → nm inside the network.
 pub const NM_PER_ANG: f64 = 0.1;
+
+/// Per-residue anchor features: noisy frame in the start frame (9 rotation entries, 3
+/// translation in nm), anchor frame in the start frame (the same 12), has-anchor flag.
+pub const ANCHOR_FEATURES: usize = 25;
 
 /// Scale of diffusion times and normalised log strides before the sinusoidal embedding.
 const TIME_SCALE: f64 = 1000.0;
@@ -67,7 +87,7 @@ struct Block {
 }
 
 /// The network. Parameter tree: `aa_embed`, `init_proj`, `role_embed`, `relpos_embed`,
-/// `dist_proj`, `cond_in`, `cond_out`, `blocks.{i}.{ipa_norm, ipa, st.{j}.{attn_norm, attn,
+/// `dist_proj`, `cond_in`, `cond_out`, `anchor_proj` (with the anchor), `blocks.{i}.{ipa_norm, ipa, st.{j}.{attn_norm, attn,
 /// mlp_norm, mlp}, bb_update}`.
 #[derive(Debug, Clone)]
 pub struct StarMd {
@@ -79,6 +99,7 @@ pub struct StarMd {
     dist_proj: Linear,
     cond_in: Linear,
     cond_out: Linear,
+    anchor_proj: Option<Linear>,
     blocks: Vec<Block>,
     device: Device,
 }
@@ -117,6 +138,22 @@ pub struct WindowInput<'a> {
     pub dt_ns: &'a [f64],
 }
 
+/// One noisy frame per sample to denoise against a [`FrameCache`] ([`StarMd::denoise`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NoisyQuery<'a> {
+    /// Noisy frames `[B, N]` (Å).
+    pub noisy: &'a Rigids,
+    /// Diffusion time of each, `B` values.
+    pub t: &'a [f64],
+    /// Physical stride of each sample (ns), `B` values.
+    pub dt_ns: &'a [f64],
+    /// Frame index (RoPE frame position) of the noisy frames.
+    pub position: f64,
+    /// The last history frame `[B, N]` (Å, as appended, i.e. context-noised); used when the
+    /// config has the previous-frame anchor.
+    pub anchor: Option<&'a Rigids>,
+}
+
 /// Role of a frame in the token sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -125,12 +162,14 @@ enum Role {
 }
 
 /// Frames of one role entering a pass: `[B, F, N]` (Å), one time per (sample, frame) and the
-/// frame positions (RoPE frame index) shared by the batch.
+/// frame positions (RoPE frame index) shared by the batch; noisy parts with the anchor carry
+/// their anchor features `[B, F, N, ANCHOR_FEATURES]` (and `rigids` are the start frames).
 struct Part<'a> {
     rigids: &'a Rigids,
     t: &'a [f64],
     positions: &'a [f64],
     role: Role,
+    features: Option<&'a Tensor>,
 }
 
 /// How a pass uses the KV cache.
@@ -213,6 +252,10 @@ impl StarMd {
             dist_proj: candle_nn::linear(cfg.dist_bins, cfg.d_pair, vb.pp("dist_proj"))?,
             cond_in: candle_nn::linear(2 * cfg.d_cond, cfg.d_cond, vb.pp("cond_in"))?,
             cond_out: candle_nn::linear(cfg.d_cond, cfg.d_cond, vb.pp("cond_out"))?,
+            anchor_proj: match cfg.anchor {
+                Some(_) => Some(candle_nn::linear(ANCHOR_FEATURES, d, vb.pp("anchor_proj"))?),
+                None => None,
+            },
             blocks,
             device: vb.device().clone(),
             cfg: cfg.clone(),
@@ -344,7 +387,19 @@ impl StarMd {
         let c = self.conditioning(&times, &strides, &dev)?; // [B·F, 1, C]
         let d = self.cfg.d_single;
         let role = self.role_embed.forward(&Tensor::from_vec(roles, f_tot, &dev)?)?.reshape((1, f_tot, 1, d))?;
-        let mut s = prep.s0.unsqueeze(1)?.broadcast_add(&role)?.reshape((b * f_tot, n, d))?; // [B·F, N, D]
+        let mut s = prep.s0.unsqueeze(1)?.broadcast_add(&role)?; // [B, F, N, D]
+        if let Some(proj) = &self.anchor_proj {
+            let extra = parts
+                .iter()
+                .zip(&frames_of)
+                .map(|(p, &f)| match p.features {
+                    Some(x) => Ok(proj.forward(x)?),
+                    None => Ok(Tensor::zeros((b, f, n, d), DType::F32, &dev)?),
+                })
+                .collect::<Result<Vec<_>, StarMdError>>()?;
+            s = s.broadcast_add(&Tensor::cat(&extra, 1)?)?;
+        }
+        let mut s = s.reshape((b * f_tot, n, d))?; // [B·F, N, D]
         let z = prep.z.unsqueeze(1)?.broadcast_as((b, f_tot, n, n, self.cfg.d_pair))?.reshape((
             b * f_tot,
             n,
@@ -398,18 +453,65 @@ impl StarMd {
         Ok(rigids)
     }
 
+    /// Start frames `[B, F, N]` (Å) and anchor features `[B, F, N, ANCHOR_FEATURES]` of noisy
+    /// frames `[B, F, N]` (Å) at times `t` (one per (sample, frame)), given the previous
+    /// history frame of each (sample, frame) (`None`: no history, start from the noisy frame).
+    /// See the module docs; computed in f64 outside the autograd graph (inputs only).
+    fn anchored(&self, noisy: &Rigids, prev: &[Option<&[Rigid]>], t: &[f64]) -> Result<(Rigids, Tensor), StarMdError> {
+        let (b, f, n) = bfn(noisy, "noisy frames")?;
+        let a = self.cfg.anchor.unwrap_or_default();
+        if prev.len() != b * f || t.len() != b * f {
+            return Err(StarMdError::config(
+                "anchor",
+                format!("{} anchors / {} times for {} frames", prev.len(), t.len(), b * f),
+            ));
+        }
+        let rows = noisy.to_scalar()?;
+        let mut start = Vec::with_capacity(rows.len());
+        let mut feats = Vec::with_capacity(rows.len() * ANCHOR_FEATURES);
+        for (m, (x, &tm)) in rows.chunks(n.max(1)).zip(t).enumerate() {
+            let (s, fe) = anchor_start(&self.cfg, &a, x, prev[m], tm);
+            start.extend(s);
+            feats.extend(fe);
+        }
+        let dev = noisy.trans.device();
+        let start = reshape_rigids(&Rigids::from_scalar(&start, dev)?, &[b, f, n])?;
+        Ok((start, Tensor::from_vec(feats, (b, f, n, ANCHOR_FEATURES), dev)?))
+    }
+
     /// Training pass: predict the clean frames of every noisy frame of `F`-frame windows in
     /// one pass (block-causal mask) → `[B, F, N]` (Å).
     ///
     /// # Errors
     /// Mismatched shapes or time counts; candle errors.
     pub fn forward_window(&self, prep: &Prepared, input: &WindowInput<'_>) -> Result<Rigids, StarMdError> {
-        let (_, f, n) = bfn(input.noisy, "noisy frames")?;
+        let (b, f, n) = bfn(input.noisy, "noisy frames")?;
         let positions: Vec<f64> = (0..f).map(|i| i as f64).collect();
         let mask = history_noisy_mask(f, n, prep.s0.device())?;
+        let (start, features) = if self.cfg.anchor.is_some() {
+            let hist = input.history.to_scalar()?;
+            let prev: Vec<Option<&[Rigid]>> =
+                (0..b * f).map(|m| (m % f > 0).then(|| &hist[(m - 1) * n..m * n])).collect();
+            let (start, features) = self.anchored(input.noisy, &prev, input.noisy_t)?;
+            (start, Some(features))
+        } else {
+            (input.noisy.clone(), None)
+        };
         let parts = [
-            Part { rigids: input.history, t: input.history_t, positions: &positions, role: Role::History },
-            Part { rigids: input.noisy, t: input.noisy_t, positions: &positions, role: Role::Noisy },
+            Part {
+                rigids: input.history,
+                t: input.history_t,
+                positions: &positions,
+                role: Role::History,
+                features: None,
+            },
+            Part {
+                rigids: &start,
+                t: input.noisy_t,
+                positions: &positions,
+                role: Role::Noisy,
+                features: features.as_ref(),
+            },
         ];
         let out = self.run(prep, input.dt_ns, &parts, KvMode::Off(&mask))?;
         Ok(narrow_frames(&out, f, f)?.scale_translation(1.0 / NM_PER_ANG)?)
@@ -431,31 +533,97 @@ impl StarMd {
         position: f64,
     ) -> Result<(), StarMdError> {
         let framed = reshape_rigids(frame, &[prep.b, 1, prep.n])?;
-        let part = Part { rigids: &framed, t: tau, positions: &[position], role: Role::History };
+        let part = Part { rigids: &framed, t: tau, positions: &[position], role: Role::History, features: None };
         self.run(prep, dt_ns, &[part], KvMode::Append(cache))?;
         Ok(())
     }
 
-    /// Rollout: the predicted clean frames `[B, N]` (Å) of noisy frames `[B, N]` (Å) at
-    /// diffusion times `t` (one per sample) and frame index `position`, attending to the
-    /// history in `cache` (unchanged).
+    /// Rollout: the predicted clean frames `[B, N]` (Å) of the noisy frames of `q`, attending
+    /// to the history in `cache` (unchanged).
     ///
     /// # Errors
     /// Mismatched shapes; candle errors.
-    pub fn denoise(
-        &self,
-        prep: &Prepared,
-        cache: &FrameCache,
-        noisy: &Rigids,
-        t: &[f64],
-        dt_ns: &[f64],
-        position: f64,
-    ) -> Result<Rigids, StarMdError> {
+    pub fn denoise(&self, prep: &Prepared, cache: &FrameCache, q: &NoisyQuery<'_>) -> Result<Rigids, StarMdError> {
+        let NoisyQuery { noisy, t, dt_ns, position, anchor } = *q;
         let framed = reshape_rigids(noisy, &[prep.b, 1, prep.n])?;
-        let part = Part { rigids: &framed, t, positions: &[position], role: Role::Noisy };
+        let (start, features) = match (self.cfg.anchor, anchor) {
+            (Some(_), anchor) => {
+                let rows = anchor.map(Rigids::to_scalar).transpose()?;
+                let n = prep.n;
+                let prev: Vec<Option<&[Rigid]>> =
+                    (0..prep.b).map(|m| rows.as_ref().map(|r| &r[m * n..(m + 1) * n])).collect();
+                let (start, features) = self.anchored(&framed, &prev, t)?;
+                (start, Some(features))
+            }
+            (None, _) => (framed, None),
+        };
+        let part = Part { rigids: &start, t, positions: &[position], role: Role::Noisy, features: features.as_ref() };
         let out = self.run(prep, dt_ns, &[part], KvMode::Read(cache))?;
         reshape_rigids(&out.scale_translation(1.0 / NM_PER_ANG)?, &[prep.b, prep.n])
     }
+}
+
+/// `x` in the local coordinates of `start` (9 rotation entries, 3 translation entries in nm).
+fn local_features(start: &Rigid, x: &Rigid) -> [f64; 12] {
+    let rel = start.inverse().compose(x);
+    let r = rel.rot.matrix();
+    let p = rel.trans * NM_PER_ANG;
+    [r[(0, 0)], r[(0, 1)], r[(0, 2)], r[(1, 0)], r[(1, 1)], r[(1, 2)], r[(2, 0)], r[(2, 1)], r[(2, 2)], p.x, p.y, p.z]
+}
+
+/// Start frames and anchor features (`N × ANCHOR_FEATURES`) of one noisy frame `x` (Å) at
+/// diffusion time `t` with previous history frame `prev` (module docs). A superposition that
+/// fails (degenerate points) counts as no anchor.
+fn anchor_start(
+    cfg: &StarMdConfig,
+    a: &AnchorConfig,
+    x: &[Rigid],
+    prev: Option<&[Rigid]>,
+    t: f64,
+) -> (Vec<Rigid>, Vec<f32>) {
+    let fit = prev.filter(|p| p.len() == x.len()).and_then(|p| {
+        let mobile: Vec<Vec3> = p.iter().map(|r| r.trans).collect();
+        let target: Vec<Vec3> = x.iter().map(|r| r.trans).collect();
+        superpose(&mobile, &target).ok().map(|s| (p, s.rigid))
+    });
+    let mut start = Vec::with_capacity(x.len());
+    let mut feats = Vec::with_capacity(x.len() * ANCHOR_FEATURES);
+    #[allow(clippy::cast_possible_truncation)]
+    let mut push = |row: &[f64]| feats.extend(row.iter().map(|&v| v as f32));
+    match fit {
+        None => {
+            for r in x {
+                start.push(*r);
+                push(&local_features(r, r));
+                push(&[0.0; 13]);
+            }
+        }
+        Some((p, g)) => {
+            let r3 = &cfg.diffusion.r3;
+            let integral = r3.schedule.integral(t);
+            let alpha = (-0.5 * integral).exp();
+            let var_ang = -(-integral).exp_m1() / (r3.coordinate_scaling * r3.coordinate_scaling);
+            let s2 = a.sigma_ang * a.sigma_ang;
+            let w_trans = alpha * s2 / (alpha * alpha * s2 + var_ang);
+            let so3 = &cfg.diffusion.so3;
+            let (sig_r, _) = so3.schedule.sigma_and_rate(t, so3.min_sigma, so3.max_sigma);
+            let w_rot = a.sigma_rad * a.sigma_rad / (a.sigma_rad * a.sigma_rad + sig_r * sig_r);
+            // Blend about the noisy frame's CA centroid (the superposed anchor shares it), so
+            // the start frames move with any rigid motion of the noisy frame.
+            let c = x.iter().map(|r| r.trans).sum::<Vec3>() / x.len().max(1) as f64;
+            for (r, q) in x.iter().zip(p) {
+                let anchor = g.compose(q);
+                let (ra, rx) = (anchor.trans - c, r.trans - c);
+                let trans = c + ra + (rx - ra * alpha) * w_trans;
+                let s = Rigid::new(so3::geodesic(&anchor.rot, &r.rot, w_rot), trans);
+                start.push(s);
+                push(&local_features(&s, r));
+                push(&local_features(&s, &anchor));
+                push(&[1.0]);
+            }
+        }
+    }
+    (start, feats)
 }
 
 /// Deterministic initialisation of a freshly built model: [`default_init_rule`] except the
@@ -500,9 +668,15 @@ mod tests {
     /// A tiny model with every parameter (including the zero-initialised gates and updates)
     /// set to small random values, so every path is active.
     fn model(seed: u64) -> (VarMap, StarMd) {
+        model_with(seed, true)
+    }
+
+    /// As [`model`], with or without the previous-frame anchor.
+    fn model_with(seed: u64, anchor: bool) -> (VarMap, StarMd) {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let m = StarMd::new(&StarMdConfig::tiny(), vb).unwrap();
+        let cfg = StarMdConfig { anchor: anchor.then(Default::default), ..StarMdConfig::tiny() };
+        let m = StarMd::new(&cfg, vb).unwrap();
         init_weights(&varmap, seed).unwrap();
         protforge_nn::init::init_seeded_with(&varmap, seed + 1, |name, shape| match default_init_rule(name, shape) {
             InitRule::Zeros => InitRule::Normal { std: 0.1 },
@@ -528,10 +702,28 @@ mod tests {
         let aatype: Vec<u8> = (0..n).map(|i| (i * 7 % 20) as u8).collect();
         let cond = Conditioning::new(&[&aatype], &[&atoms], &Device::Cpu).unwrap();
         assert_eq!(backbone_frames(&atoms).unwrap().len(), n);
+        let history: Vec<Vec<Rigid>> = (0..f).map(|_| chain(n, &mut rng)).collect();
+        // Noisy frame ℓ: history frame ℓ − 1 (ℓ = 0: a fresh chain) moved rigidly and jittered,
+        // as in MD, so the anchor superposition is well conditioned.
+        let noisy = (0..f)
+            .map(|l| {
+                let base = if l == 0 { chain(n, &mut rng) } else { history[l - 1].clone() };
+                let g = Rigid::new(so3::exp(&(randn3(&mut rng) * 2.0)), randn3(&mut rng) * 3.0);
+                base.iter()
+                    .map(|r| {
+                        let moved = g.compose(r);
+                        Rigid::new(
+                            moved.rot.compose(&so3::exp(&(randn3(&mut rng) * 0.2))),
+                            moved.trans + randn3(&mut rng),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
         Setup {
             prep: m.prepare(&cond).unwrap(),
-            history: (0..f).map(|_| chain(n, &mut rng)).collect(),
-            noisy: (0..f).map(|_| chain(n, &mut rng)).collect(),
+            history,
+            noisy,
             t_hist: (0..f).map(|_| rng.random_range(0.0..0.1)).collect(),
             t_noisy: (0..f).map(|_| rng.random_range(0.05..1.0)).collect(),
         }
@@ -557,16 +749,31 @@ mod tests {
 
     #[test]
     fn kv_cached_rollout_passes_equal_the_training_pass() {
-        let (_, m) = model(3);
+        for anchor in [true, false] {
+            let (_, m) = model_with(3, anchor);
+            kv_cached_rollout_passes_equal_the_training_pass_for(&m);
+        }
+    }
+
+    fn kv_cached_rollout_passes_equal_the_training_pass_for(m: &StarMd) {
         let (f, n) = (4, 7);
-        let s = setup(&m, f, n, 11);
-        let full = window(&m, &s);
+        let s = setup(m, f, n, 11);
+        let full = window(m, &s);
         let mut cache = m.new_cache(None);
         for l in 0..f {
             let x = Rigids::from_scalar(&s.noisy[l], &Device::Cpu).unwrap();
-            let pred = m
-                .denoise(&s.prep, &cache, &reshape_rigids(&x, &[1, n]).unwrap(), &[s.t_noisy[l]], &[0.1], l as f64)
-                .unwrap();
+            let anchor = (l > 0).then(|| {
+                reshape_rigids(&Rigids::from_scalar(&s.history[l - 1], &Device::Cpu).unwrap(), &[1, n]).unwrap()
+            });
+            let noisy = reshape_rigids(&x, &[1, n]).unwrap();
+            let q = NoisyQuery {
+                noisy: &noisy,
+                t: &[s.t_noisy[l]],
+                dt_ns: &[0.1],
+                position: l as f64,
+                anchor: anchor.as_ref(),
+            };
+            let pred = m.denoise(&s.prep, &cache, &q).unwrap();
             let d = max_frame_diff(&pred.to_scalar().unwrap(), &full[l * n..(l + 1) * n]);
             assert!(d < 1e-5, "frame {l}: cached and full passes differ by {d}");
             let h = reshape_rigids(&Rigids::from_scalar(&s.history[l], &Device::Cpu).unwrap(), &[1, n]).unwrap();
@@ -580,10 +787,16 @@ mod tests {
 
     #[test]
     fn noisy_frames_see_only_earlier_history() {
-        let (_, m) = model(5);
+        for anchor in [true, false] {
+            let (_, m) = model_with(5, anchor);
+            noisy_frames_see_only_earlier_history_for(&m);
+        }
+    }
+
+    fn noisy_frames_see_only_earlier_history_for(m: &StarMd) {
         let (f, n) = (4, 6);
-        let s = setup(&m, f, n, 2);
-        let base = window(&m, &s);
+        let s = setup(m, f, n, 2);
+        let base = window(m, &s);
         let mut rng = StdRng::seed_from_u64(99);
         // Perturb history frame 1: noisy frames 0 and 1 are unchanged, 2 and 3 change.
         let mut s2 = Setup {
@@ -594,7 +807,7 @@ mod tests {
             prep: s.prep.clone(),
         };
         s2.history[1] = chain(n, &mut rng);
-        let out = window(&m, &s2);
+        let out = window(m, &s2);
         for l in 0..f {
             let d = max_frame_diff(&out[l * n..(l + 1) * n], &base[l * n..(l + 1) * n]);
             if l <= 1 {
@@ -612,7 +825,7 @@ mod tests {
             prep: s.prep.clone(),
         };
         s3.noisy[2] = chain(n, &mut rng);
-        let out = window(&m, &s3);
+        let out = window(m, &s3);
         for l in 0..f {
             let d = max_frame_diff(&out[l * n..(l + 1) * n], &base[l * n..(l + 1) * n]);
             assert_eq!(d < 1e-6, l != 2, "noisy frame {l}: {d}");
@@ -621,10 +834,16 @@ mod tests {
 
     #[test]
     fn predictions_are_equivariant_under_global_rigid_motions() {
-        let (_, m) = model(7);
+        for anchor in [true, false] {
+            let (_, m) = model_with(7, anchor);
+            predictions_are_equivariant_under_global_rigid_motions_for(&m);
+        }
+    }
+
+    fn predictions_are_equivariant_under_global_rigid_motions_for(m: &StarMd) {
         let (f, n) = (3, 6);
-        let s = setup(&m, f, n, 4);
-        let base = window(&m, &s);
+        let s = setup(m, f, n, 4);
+        let base = window(m, &s);
         let mut rng = StdRng::seed_from_u64(8);
         // Move every noisy frame by one rigid motion g and each history frame by its own.
         let g = Rigid::new(so3::exp(&Vec3::new(0.9, -2.1, 0.4)), Vec3::new(3.0, -7.0, 5.0));
@@ -642,10 +861,68 @@ mod tests {
             t_noisy: s.t_noisy.clone(),
             prep: s.prep.clone(),
         };
-        let out = window(&m, &moved);
+        let out = window(m, &moved);
         let want: Vec<Rigid> = base.iter().map(|r| g.compose(r)).collect();
         let d = max_frame_diff(&out, &want);
         assert!(d < 2e-4, "prediction is not equivariant: {d}");
+    }
+
+    #[test]
+    fn anchor_start_runs_from_the_anchor_to_the_noisy_frame() {
+        let cfg = StarMdConfig::tiny();
+        let a = cfg.anchor.unwrap();
+        let mut rng = StdRng::seed_from_u64(21);
+        let prev = chain(9, &mut rng);
+        // The noisy frame: the previous one moved rigidly, plus per-residue jitter.
+        let g = Rigid::new(so3::exp(&Vec3::new(0.3, 1.9, -0.8)), Vec3::new(1.0, 2.0, -3.0));
+        let x: Vec<Rigid> = prev
+            .iter()
+            .map(|r| {
+                let moved = g.compose(r);
+                Rigid::new(moved.rot.compose(&so3::exp(&(randn3(&mut rng) * 0.3))), moved.trans + randn3(&mut rng))
+            })
+            .collect();
+        let aligned: Vec<Rigid> = {
+            let fit = superpose(
+                &prev.iter().map(|r| r.trans).collect::<Vec<_>>(),
+                &x.iter().map(|r| r.trans).collect::<Vec<_>>(),
+            )
+            .unwrap()
+            .rigid;
+            prev.iter().map(|r| fit.compose(r)).collect()
+        };
+        let (low, f_low) = anchor_start(&cfg, &a, &x, Some(&prev), 1e-4);
+        let (high, f_high) = anchor_start(&cfg, &a, &x, Some(&prev), 1.0);
+        assert_eq!((f_low.len(), f_high.len()), (9 * ANCHOR_FEATURES, 9 * ANCHOR_FEATURES));
+        for i in 0..9 {
+            assert!((low[i].trans - x[i].trans).norm() < 0.01, "t → 0 starts at the noisy frame");
+            assert!((high[i].trans - aligned[i].trans).norm() < 0.01, "t = 1 starts at the superposed anchor");
+            assert!(so3::log(&high[i].rot.inverse().compose(&aligned[i].rot)).norm() < 0.05);
+            // At t → 0 the rotation noise is IGSO(3) σ(t) ≈ σ_min, so the start stays on the geodesic
+            // from the anchor to the noisy rotation at s_r² / (s_r² + σ_min²).
+            let w = {
+                let so3c = &cfg.diffusion.so3;
+                let sig = so3c.schedule.sigma_and_rate(1e-4, so3c.min_sigma, so3c.max_sigma).0;
+                a.sigma_rad.powi(2) / (a.sigma_rad.powi(2) + sig * sig)
+            };
+            let want = so3::geodesic(&aligned[i].rot, &x[i].rot, w);
+            assert!(so3::log(&low[i].rot.inverse().compose(&want)).norm() < 1e-9);
+            assert_eq!(f_low[(i + 1) * ANCHOR_FEATURES - 1], 1.0, "has-anchor flag");
+        }
+        // No history: the noisy frame itself, flag off.
+        let (none, f_none) = anchor_start(&cfg, &a, &x, None, 0.5);
+        assert_eq!(none, x);
+        assert!(
+            f_none.chunks(ANCHOR_FEATURES).all(|c| c[ANCHOR_FEATURES - 1] == 0.0 && c[12..].iter().all(|&v| v == 0.0))
+        );
+        // The features do not see the global pose of either input.
+        let h = Rigid::new(so3::exp(&Vec3::new(-1.2, 0.4, 2.2)), Vec3::new(-5.0, 8.0, 0.5));
+        let moved_x: Vec<Rigid> = x.iter().map(|r| h.compose(r)).collect();
+        let moved_prev: Vec<Rigid> = prev.iter().map(|r| g.compose(&h.compose(r))).collect();
+        let (_, f_moved) = anchor_start(&cfg, &a, &moved_x, Some(&moved_prev), 0.5);
+        let (_, f_mid) = anchor_start(&cfg, &a, &x, Some(&prev), 0.5);
+        let d = f_moved.iter().zip(&f_mid).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(d < 1e-4, "anchor features depend on the global pose ({d})");
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use crate::StarMdError;
 use crate::attention::FrameCache;
 use crate::features::{Conditioning, atoms_from_frames, backbone_frames, centered, last_oxygen_local};
-use crate::model::{Prepared, StarMd};
+use crate::model::{NoisyQuery, Prepared, StarMd};
 use protforge_flow::rng::{sample_seed, seeded};
 use protforge_flow::se3_diffusion::{ScoreModel, ScoreTensors};
 use protforge_flow::{FlowError, Se3Diffuser};
@@ -126,6 +126,8 @@ struct CachedScore<'a> {
     cache: &'a FrameCache,
     dt_ns: &'a [f64],
     position: f64,
+    /// The last history frame `[B, N]` as appended (context-noised): the anchor.
+    anchor: &'a Rigids,
 }
 
 impl ScoreModel for CachedScore<'_> {
@@ -133,7 +135,17 @@ impl ScoreModel for CachedScore<'_> {
         let b = self.dt_ns.len();
         let x0 = self
             .model
-            .denoise(self.prep, self.cache, rigids_t, &vec![t; b], self.dt_ns, self.position)
+            .denoise(
+                self.prep,
+                self.cache,
+                &NoisyQuery {
+                    noisy: rigids_t,
+                    t: &vec![t; b],
+                    dt_ns: self.dt_ns,
+                    position: self.position,
+                    anchor: Some(self.anchor),
+                },
+            )
             .map_err(|e| FlowError::BadParameter { what: "STAR-MD denoiser", reason: e.to_string() })?;
         self.diffuser.score_targets_batch(rigids_t, &x0, &vec![t; b])
     }
@@ -248,15 +260,17 @@ pub fn rollout(
     let dt = vec![opts.dt_ns; k];
     let mut rngs: Vec<StdRng> = (0..k as u64).map(|r| seeded(sample_seed(opts.seed, r))).collect();
     let mut cache = model.new_cache(context_frames);
-    let (ctx, taus) = context_noised(&diffuser, &vec![init_frames; k], context_noise, &mut rngs, &dev)?;
+    let (mut ctx, taus) = context_noised(&diffuser, &vec![init_frames; k], context_noise, &mut rngs, &dev)?;
     model.append_history(&prep, &mut cache, &ctx, &taus, &dt, 0.0)?;
     let mut replicas: Vec<Vec<Vec<[[f32; 3]; 4]>>> = vec![vec![init_coords.clone()]; k];
     let mut cache_bytes = Vec::with_capacity(opts.frames);
     for f in 1..=opts.frames {
         let position = f as f64;
-        let score = CachedScore { model, diffuser: &diffuser, prep: &prep, cache: &cache, dt_ns: &dt, position };
+        let score =
+            CachedScore { model, diffuser: &diffuser, prep: &prep, cache: &cache, dt_ns: &dt, position, anchor: &ctx };
         let x = diffuser.sample(&score, k, n, None, &dev, &mut rngs)?;
-        let x0 = model.denoise(&prep, &cache, &x, &vec![t_min; k], &dt, position)?.to_scalar()?;
+        let q = NoisyQuery { noisy: &x, t: &vec![t_min; k], dt_ns: &dt, position, anchor: Some(&ctx) };
+        let x0 = model.denoise(&prep, &cache, &q)?.to_scalar()?;
         let rows: Vec<Vec<Rigid>> = x0.chunks(n).map(<[Rigid]>::to_vec).collect();
         for (r, row) in rows.iter().enumerate() {
             let atoms = atoms_from_frames(row, last_o);
@@ -264,8 +278,9 @@ pub fn rollout(
             let aligned = superposed(atoms, prev)?;
             replicas[r].push(aligned);
         }
-        let (ctx, taus) = context_noised(&diffuser, &rows, context_noise, &mut rngs, &dev)?;
-        model.append_history(&prep, &mut cache, &ctx, &taus, &dt, position)?;
+        let (next, taus) = context_noised(&diffuser, &rows, context_noise, &mut rngs, &dev)?;
+        model.append_history(&prep, &mut cache, &next, &taus, &dt, position)?;
+        ctx = next;
         cache_bytes.push(cache.bytes());
         on_frame(f);
     }
@@ -373,11 +388,20 @@ mod tests {
             .unwrap()
         };
         m.append_history(&prep, &mut cache, &up(&frames), &[0.05], &[0.2], 0.0).unwrap();
+        assert!(m.config().anchor.is_some(), "the test model must exercise the anchor");
         let noisy = diffuser.forward_marginal(&frames, 0.4, None, &mut seeded(1)).unwrap().rigids_t;
         let q = Rigid::from_rotation(so3::exp(&Vec3::new(1.1, -0.4, 2.3)));
         let rotated: Vec<Rigid> = noisy.iter().map(|r| q.compose(r)).collect();
-        let score =
-            CachedScore { model: &m, diffuser: &diffuser, prep: &prep, cache: &cache, dt_ns: &[0.2], position: 1.0 };
+        let history = up(&frames);
+        let score = CachedScore {
+            model: &m,
+            diffuser: &diffuser,
+            prep: &prep,
+            cache: &cache,
+            dt_ns: &[0.2],
+            position: 1.0,
+            anchor: &history,
+        };
         let s = score.scores(&up(&noisy), 0.4).unwrap();
         let sq = score.scores(&up(&rotated), 0.4).unwrap();
         let rows = |t: &candle_core::Tensor| {

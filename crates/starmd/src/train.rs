@@ -8,6 +8,10 @@
 //! - translations: for `t ≤ trans_x0_threshold` the squared error of the predicted clean
 //!   CA positions in nm (FrameDiff's `trans_x0_threshold`; its default 1.0 means always),
 //!   otherwise DSM on the VP scores; weight `trans` (1.0);
+//!   With `superposed_x0` the predicted CA positions are first superposed on the true ones
+//!   (per frame, Kabsch of the detached prediction, so the rotation is a constant): at high `t`
+//!   the noisy frame carries no information about the global pose, and the plain error then
+//!   rewards shrinking the prediction towards its centroid instead of getting its shape right;
 //! - for `t ≤ aux_t_max` (0.25): the squared error (nm²) of the N, CA, C atoms rebuilt from the
 //!   frames (`bb_atoms`, 0.25) and of their pairwise distances below `dist_cutoff_ang`
 //!   (`dist_map`, 0.25; FrameDiff §4.2).
@@ -28,9 +32,12 @@ use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use protforge_flow::Se3Diffuser;
 use protforge_flow::se3_diffusion::score_matching_loss;
-use protforge_nn::train::{AdamWConfig, CsvRow, LoopSettings, LrSchedule, Params, TrainCheckpoint, TrainState, Trainee, step_rng};
+use protforge_nn::train::{
+    AdamWConfig, CsvRow, LoopSettings, LrSchedule, Params, TrainCheckpoint, TrainState, Trainee, step_rng,
+};
 use protforge_se3::geometry::{IDEAL_C_LOCAL, IDEAL_N_LOCAL};
-use protforge_se3::{Rigid, Rigids, Rotations};
+use protforge_se3::kabsch::superpose;
+use protforge_se3::{Rigid, Rigids, Rotations, Vec3};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -53,6 +60,10 @@ pub struct LossWeights {
     pub trans_x0_threshold: f64,
     /// Atom pairs closer than this in the true frame enter the distance-map loss (Å; 6).
     pub dist_cutoff_ang: f64,
+    /// Superpose the predicted clean CA positions on the true ones before the translation
+    /// error (module docs; a protforge extension, off in FrameDiff and STAR-MD).
+    #[serde(default)]
+    pub superposed_x0: bool,
 }
 
 impl Default for LossWeights {
@@ -65,6 +76,7 @@ impl Default for LossWeights {
             aux_t_max: 0.25,
             trans_x0_threshold: 1.0,
             dist_cutoff_ang: 6.0,
+            superposed_x0: false,
         }
     }
 }
@@ -296,6 +308,26 @@ fn pair_distances(x: &Tensor) -> Result<Tensor, StarMdError> {
     Ok((x.unsqueeze(2)?.broadcast_sub(&x.unsqueeze(1)?)?.sqr()?.sum(D::Minus1)? + 1e-8)?.sqrt()?)
 }
 
+/// Points `pred` `[M, N, 3]` superposed per frame on `target` `[M, N, 3]`: `(p − p̄) Rᵀ + q̄`
+/// with `R` the Kabsch rotation of the detached `pred` onto `target` (a constant), so the
+/// gradient reaches `pred` through the centring and the rotation applied to it.
+fn superposed_onto(pred: &Tensor, target: &Tensor) -> Result<Tensor, StarMdError> {
+    let (p, q) = (pred.detach().to_vec3::<f32>()?, target.to_vec3::<f32>()?);
+    let pts = |frame: &Vec<Vec<f32>>| -> Vec<Vec3> {
+        frame.iter().map(|v| Vec3::new(v[0].into(), v[1].into(), v[2].into())).collect()
+    };
+    let mut rt = Vec::with_capacity(p.len() * 9);
+    for (a, b) in p.iter().zip(&q) {
+        let r = *superpose(&pts(a), &pts(b))?.rigid.rot.matrix();
+        // Row vectors: x Rᵀ, so the matrix stored is Rᵀ.
+        #[allow(clippy::cast_possible_truncation)]
+        rt.extend((0..3).flat_map(|i| (0..3).map(move |j| r[(j, i)] as f32)));
+    }
+    let rt = Tensor::from_vec(rt, (p.len(), 3, 3), pred.device())?;
+    let centred = pred.broadcast_sub(&pred.mean_keepdim(1)?)?;
+    Ok(centred.matmul(&rt)?.broadcast_add(&target.mean_keepdim(1)?)?)
+}
+
 /// Per-frame 0/1 weights as a `[M]` tensor.
 fn flags(v: impl Iterator<Item = bool>, dev: &Device) -> Result<Tensor, StarMdError> {
     let data: Vec<f32> = v.map(|b| if b { 1.0 } else { 0.0 }).collect();
@@ -347,7 +379,8 @@ fn batch_loss(
     let rot = score_matching_loss(&scores.rot, &batch.target_rot, &batch.rot_scaling, &ones)?; // [M]
     // Translations: clean-position error (nm²) at small t, DSM above.
     let scale = diffuser.config().r3.coordinate_scaling;
-    let x0_err = ((&pred.trans - &batch.clean.trans)? * scale)?.sqr()?.sum(D::Minus1)?.mean(D::Minus1)?; // [M]
+    let pred_ca = if w.superposed_x0 { superposed_onto(&pred.trans, &batch.clean.trans)? } else { pred.trans.clone() };
+    let x0_err = ((&pred_ca - &batch.clean.trans)? * scale)?.sqr()?.sum(D::Minus1)?.mean(D::Minus1)?; // [M]
     let target_trans = diffuser.score_targets_batch(&noisy, &batch.clean, &batch.noisy_t)?.trans;
     let trans_dsm = score_matching_loss(&scores.trans, &target_trans, &batch.trans_scaling, &ones)?; // [M]
     let use_x0 = flags(batch.noisy_t.iter().map(|&t| t <= w.trans_x0_threshold), &dev)?;
@@ -418,7 +451,9 @@ impl Trainer {
         init_weights(&varmap, cfg.seed)?;
         let diffuser = Se3Diffuser::new(cfg.model.diffusion)?;
         let mut params = Params::new(&varmap, cfg.adamw, cfg.ema_decay)?;
-        let state = params.resume(&TrainCheckpoint::new(out.join("checkpoint")), resume, &cfg)?.unwrap_or_else(|| TrainState::fresh(cfg.seed, cfg.clone()));
+        let state = params
+            .resume(&TrainCheckpoint::new(out.join("checkpoint")), resume, &cfg)?
+            .unwrap_or_else(|| TrainState::fresh(cfg.seed, cfg.clone()));
         Ok(Self { cfg, out: out.to_path_buf(), model, diffuser, params, state, device })
     }
 
@@ -495,13 +530,7 @@ impl Trainee for Trainer {
         let lr = self.cfg.lr.lr(step);
         let grad_norm = self.params.step(&loss, lr, self.cfg.grad_clip)?;
         self.state.step += 1;
-        Ok(StepReport {
-            step: self.state.step,
-            loss: parts,
-            grad_norm,
-            lr,
-            residues: windows[0].aatype.len(),
-        })
+        Ok(StepReport { step: self.state.step, loss: parts, grad_norm, lr, residues: windows[0].aatype.len() })
     }
 
     /// Save the checkpoint (atomically).
@@ -603,7 +632,30 @@ mod tests {
         assert_eq!(val_csv.lines().count(), 3, "{val_csv}");
         // Resuming with another configuration is refused.
         let other = TrainConfig { seed: 5, ..cfg };
-        assert!(matches!(Trainer::new(other, dir_b.path(), true, Device::Cpu), Err(StarMdError::Nn(protforge_nn::NnError::ConfigChanged { .. }))));
+        assert!(matches!(
+            Trainer::new(other, dir_b.path(), true, Device::Cpu),
+            Err(StarMdError::Nn(protforge_nn::NnError::ConfigChanged { .. }))
+        ));
+    }
+
+    #[test]
+    fn superposed_error_ignores_the_global_pose_and_keeps_gradients() {
+        let dev = Device::Cpu;
+        let pts: Vec<f32> = (0..12).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.7).collect();
+        let target = Tensor::from_vec(pts.clone(), (1, 4, 3), &dev).unwrap();
+        // The same points rotated by 90° about z and shifted.
+        let moved: Vec<f32> = pts.chunks(3).flat_map(|p| [-p[1] + 3.0, p[0] - 1.0, p[2] + 2.0]).collect();
+        let var = candle_core::Var::from_tensor(&Tensor::from_vec(moved, (1, 4, 3), &dev).unwrap()).unwrap();
+        let aligned = superposed_onto(var.as_tensor(), &target).unwrap();
+        let err = (&aligned - &target).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(err < 1e-4, "a rigid copy must superpose exactly ({err})");
+        // A deformed prediction keeps a non-zero error and a gradient.
+        let bent = (var.as_tensor() * 1.3).unwrap();
+        let loss = (superposed_onto(&bent, &target).unwrap() - &target).unwrap().sqr().unwrap().sum_all().unwrap();
+        assert!(loss.to_scalar::<f32>().unwrap() > 0.1);
+        let g = loss.backward().unwrap();
+        let gn = g.get(&var).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(gn > 1e-3, "no gradient through the superposition");
     }
 
     #[test]

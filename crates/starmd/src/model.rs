@@ -31,7 +31,8 @@
 //! conditional deviation `σ` in Å, prior width `s = sigma_ang`), rotations on the geodesic
 //! from the anchor towards the noisy rotation at `s_r² / (s_r² + σ_r(t)²)` (IGSO(3) `σ_r`).
 //! Every noisy token also gets [`ANCHOR_FEATURES`] invariant features: the noisy and the anchor
-//! frames expressed in its start frame (rotation matrix, translation in nm) and a has-anchor
+//! frames expressed in its start frame (rotation matrix; translation in units of `√(s² + σ²)`,
+//! their expected size, so the uninformative offsets of high `t` stay O(1)) and a has-anchor
 //! flag. The superposition makes the start frames equivariant with the noisy frame and
 //! independent of the history's global pose, so the equivariance below still holds. Frame 0
 //! of a training window (no history) starts from the noisy frame with the flag off.
@@ -60,7 +61,8 @@ use protforge_se3::{Rigid, Rigids, Rotations, Vec3, so3};
 pub const NM_PER_ANG: f64 = 0.1;
 
 /// Per-residue anchor features: noisy frame in the start frame (9 rotation entries, 3
-/// translation in nm), anchor frame in the start frame (the same 12), has-anchor flag.
+/// translation in units of `√(s² + σ(t)²)`), anchor frame in the start frame (the same 12),
+/// has-anchor flag.
 pub const ANCHOR_FEATURES: usize = 25;
 
 /// Scale of diffusion times and normalised log strides before the sinusoidal embedding.
@@ -563,11 +565,12 @@ impl StarMd {
     }
 }
 
-/// `x` in the local coordinates of `start` (9 rotation entries, 3 translation entries in nm).
-fn local_features(start: &Rigid, x: &Rigid) -> [f64; 12] {
+/// `x` in the local coordinates of `start`: 9 rotation entries, 3 translation entries in units
+/// of `unit_ang` Å.
+fn local_features(start: &Rigid, x: &Rigid, unit_ang: f64) -> [f64; 12] {
     let rel = start.inverse().compose(x);
     let r = rel.rot.matrix();
-    let p = rel.trans * NM_PER_ANG;
+    let p = rel.trans / unit_ang;
     [r[(0, 0)], r[(0, 1)], r[(0, 2)], r[(1, 0)], r[(1, 1)], r[(1, 2)], r[(2, 0)], r[(2, 1)], r[(2, 2)], p.x, p.y, p.z]
 }
 
@@ -594,7 +597,7 @@ fn anchor_start(
         None => {
             for r in x {
                 start.push(*r);
-                push(&local_features(r, r));
+                push(&local_features(r, r, 1.0));
                 push(&[0.0; 13]);
             }
         }
@@ -605,6 +608,9 @@ fn anchor_start(
             let var_ang = -(-integral).exp_m1() / (r3.coordinate_scaling * r3.coordinate_scaling);
             let s2 = a.sigma_ang * a.sigma_ang;
             let w_trans = alpha * s2 / (alpha * alpha * s2 + var_ang);
+            // Translation features in units of their expected size (prior width plus noise),
+            // so that at high t the uninformative noisy offsets stay O(1) instead of tens of Å.
+            let unit = (s2 + var_ang).sqrt();
             let so3 = &cfg.diffusion.so3;
             let (sig_r, _) = so3.schedule.sigma_and_rate(t, so3.min_sigma, so3.max_sigma);
             let w_rot = a.sigma_rad * a.sigma_rad / (a.sigma_rad * a.sigma_rad + sig_r * sig_r);
@@ -617,8 +623,8 @@ fn anchor_start(
                 let trans = c + ra + (rx - ra * alpha) * w_trans;
                 let s = Rigid::new(so3::geodesic(&anchor.rot, &r.rot, w_rot), trans);
                 start.push(s);
-                push(&local_features(&s, r));
-                push(&local_features(&s, &anchor));
+                push(&local_features(&s, r, unit));
+                push(&local_features(&s, &anchor, unit));
                 push(&[1.0]);
             }
         }
@@ -740,10 +746,15 @@ mod tests {
         m.forward_window(&s.prep, &input).unwrap().to_scalar().unwrap()
     }
 
+    /// Largest difference of two frame sets: translations relative to their size (f32 keeps
+    /// about 7 significant digits of coordinates of tens of Å), rotation matrix entries absolute.
     fn max_frame_diff(a: &[Rigid], b: &[Rigid]) -> f64 {
         a.iter()
             .zip(b)
-            .map(|(x, y)| (x.trans - y.trans).norm().max((x.rot.matrix() - y.rot.matrix()).abs().max()))
+            .map(|(x, y)| {
+                let trans = (x.trans - y.trans).norm() / (1.0 + x.trans.norm().max(y.trans.norm()));
+                trans.max((x.rot.matrix() - y.rot.matrix()).abs().max())
+            })
             .fold(0.0, f64::max)
     }
 

@@ -26,7 +26,8 @@
 //! diffusion times the clean frame must be rebuilt from invariant token features alone, which
 //! a CPU-sized model does not learn to Å precision. With the anchor, noisy frame `ℓ ≥ 1`
 //! starts instead from the Gaussian posterior mean of its clean frame under the prior "clean ≈
-//! history frame `ℓ − 1` superposed (CA Kabsch) on the noisy frame", per residue:
+//! history frame `ℓ − 1` (before context noise; in a rollout the previous generated frame)
+//! superposed (CA Kabsch) on the noisy frame", per residue:
 //! translations `a + w (x_t − α a)` with `w = α s² / (α² s² + σ²)` (VP mean coefficient `α`,
 //! conditional deviation `σ` in Å, prior width `s = sigma_ang`), rotations on the geodesic
 //! from the anchor towards the noisy rotation at `s_r² / (s_r² + σ_r(t)²)` (IGSO(3) `σ_r`).
@@ -138,6 +139,9 @@ pub struct WindowInput<'a> {
     pub noisy_t: &'a [f64],
     /// Physical stride of each window (ns), `B` values.
     pub dt_ns: &'a [f64],
+    /// The history frames before context noise `[B, F, N]` (Å): the anchors of the next
+    /// noisy frames (`None`: the context-noised history).
+    pub previous: Option<&'a Rigids>,
 }
 
 /// One noisy frame per sample to denoise against a [`FrameCache`] ([`StarMd::denoise`]).
@@ -151,8 +155,8 @@ pub struct NoisyQuery<'a> {
     pub dt_ns: &'a [f64],
     /// Frame index (RoPE frame position) of the noisy frames.
     pub position: f64,
-    /// The last history frame `[B, N]` (Å, as appended, i.e. context-noised); used when the
-    /// config has the previous-frame anchor.
+    /// The last history frame `[B, N]` (Å) before context noise (in a rollout: the previous
+    /// generated frame); used when the config has the previous-frame anchor.
     pub anchor: Option<&'a Rigids>,
 }
 
@@ -491,7 +495,7 @@ impl StarMd {
         let positions: Vec<f64> = (0..f).map(|i| i as f64).collect();
         let mask = history_noisy_mask(f, n, prep.s0.device())?;
         let (start, features) = if self.cfg.anchor.is_some() {
-            let hist = input.history.to_scalar()?;
+            let hist = input.previous.unwrap_or(input.history).to_scalar()?;
             let prev: Vec<Option<&[Rigid]>> =
                 (0..b * f).map(|m| (m % f > 0).then(|| &hist[(m - 1) * n..m * n])).collect();
             let (start, features) = self.anchored(input.noisy, &prev, input.noisy_t)?;
@@ -742,7 +746,14 @@ mod tests {
 
     fn window(m: &StarMd, s: &Setup) -> Vec<Rigid> {
         let (h, x) = (up(&s.history), up(&s.noisy));
-        let input = WindowInput { history: &h, history_t: &s.t_hist, noisy: &x, noisy_t: &s.t_noisy, dt_ns: &[0.1] };
+        let input = WindowInput {
+            history: &h,
+            history_t: &s.t_hist,
+            noisy: &x,
+            noisy_t: &s.t_noisy,
+            dt_ns: &[0.1],
+            previous: None,
+        };
         m.forward_window(&s.prep, &input).unwrap().to_scalar().unwrap()
     }
 
@@ -941,7 +952,14 @@ mod tests {
         let (varmap, m) = model(9);
         let s = setup(&m, 3, 5, 6);
         let (h, x) = (up(&s.history), up(&s.noisy));
-        let input = WindowInput { history: &h, history_t: &s.t_hist, noisy: &x, noisy_t: &s.t_noisy, dt_ns: &[0.3] };
+        let input = WindowInput {
+            history: &h,
+            history_t: &s.t_hist,
+            noisy: &x,
+            noisy_t: &s.t_noisy,
+            dt_ns: &[0.3],
+            previous: None,
+        };
         let out = m.forward_window(&s.prep, &input).unwrap();
         let loss = (out.trans.sqr().unwrap().sum_all().unwrap() + out.rots.mats.sum_all().unwrap()).unwrap();
         let missing = protforge_nn::train::vars_missing_grad(&varmap, &loss).unwrap();

@@ -126,7 +126,7 @@ struct CachedScore<'a> {
     cache: &'a FrameCache,
     dt_ns: &'a [f64],
     position: f64,
-    /// The last history frame `[B, N]` as appended (context-noised): the anchor.
+    /// The previous frame `[B, N]` before context noise: the anchor.
     anchor: &'a Rigids,
 }
 
@@ -179,6 +179,17 @@ fn context_noised(
         r.trans.reshape((rows.len(), n, 3))?,
     )?;
     Ok((framed, taus))
+}
+
+/// Frames `[B, N]` (Å, one row per replica) uploaded as `[B, N]` rigids.
+fn upload_rows(rows: &[Vec<Rigid>], dev: &candle_core::Device) -> Result<Rigids, StarMdError> {
+    let n = rows.first().map_or(0, Vec::len);
+    let flat: Vec<Rigid> = rows.iter().flatten().copied().collect();
+    let r = Rigids::from_scalar(&flat, dev)?;
+    Ok(Rigids::new(
+        protforge_se3::Rotations::new(r.rots.mats.reshape((rows.len(), n, 3, 3))?)?,
+        r.trans.reshape((rows.len(), n, 3))?,
+    )?)
 }
 
 fn vec3(p: [f32; 3]) -> Vec3 {
@@ -260,16 +271,24 @@ pub fn rollout(
     let dt = vec![opts.dt_ns; k];
     let mut rngs: Vec<StdRng> = (0..k as u64).map(|r| seeded(sample_seed(opts.seed, r))).collect();
     let mut cache = model.new_cache(context_frames);
-    let (mut ctx, taus) = context_noised(&diffuser, &vec![init_frames; k], context_noise, &mut rngs, &dev)?;
+    let (ctx, taus) = context_noised(&diffuser, &vec![init_frames.clone(); k], context_noise, &mut rngs, &dev)?;
     model.append_history(&prep, &mut cache, &ctx, &taus, &dt, 0.0)?;
+    let mut previous = upload_rows(&vec![centered(&init_frames); k], &dev)?;
     let mut replicas: Vec<Vec<Vec<[[f32; 3]; 4]>>> = vec![vec![init_coords.clone()]; k];
     let mut cache_bytes = Vec::with_capacity(opts.frames);
     for f in 1..=opts.frames {
         let position = f as f64;
-        let score =
-            CachedScore { model, diffuser: &diffuser, prep: &prep, cache: &cache, dt_ns: &dt, position, anchor: &ctx };
+        let score = CachedScore {
+            model,
+            diffuser: &diffuser,
+            prep: &prep,
+            cache: &cache,
+            dt_ns: &dt,
+            position,
+            anchor: &previous,
+        };
         let x = diffuser.sample(&score, k, n, None, &dev, &mut rngs)?;
-        let q = NoisyQuery { noisy: &x, t: &vec![t_min; k], dt_ns: &dt, position, anchor: Some(&ctx) };
+        let q = NoisyQuery { noisy: &x, t: &vec![t_min; k], dt_ns: &dt, position, anchor: Some(&previous) };
         let x0 = model.denoise(&prep, &cache, &q)?.to_scalar()?;
         let rows: Vec<Vec<Rigid>> = x0.chunks(n).map(<[Rigid]>::to_vec).collect();
         for (r, row) in rows.iter().enumerate() {
@@ -278,9 +297,9 @@ pub fn rollout(
             let aligned = superposed(atoms, prev)?;
             replicas[r].push(aligned);
         }
-        let (next, taus) = context_noised(&diffuser, &rows, context_noise, &mut rngs, &dev)?;
-        model.append_history(&prep, &mut cache, &next, &taus, &dt, position)?;
-        ctx = next;
+        let (ctx, taus) = context_noised(&diffuser, &rows, context_noise, &mut rngs, &dev)?;
+        model.append_history(&prep, &mut cache, &ctx, &taus, &dt, position)?;
+        previous = upload_rows(&rows.iter().map(|r| centered(r)).collect::<Vec<_>>(), &dev)?;
         cache_bytes.push(cache.bytes());
         on_frame(f);
     }

@@ -365,6 +365,7 @@ fn batch_loss(
         noisy: &batch.noisy,
         noisy_t: &batch.noisy_t,
         dt_ns: &batch.dt_ns,
+        previous: Some(&batch.clean),
     };
     let pred = model.forward_window(&prep, &input)?; // [B, F, N] Å
     let (b, f, n) = (batch.dt_ns.len(), batch.noisy_t.len() / batch.dt_ns.len().max(1), batch.clean.trans.dim(1)?);

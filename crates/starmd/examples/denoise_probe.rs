@@ -120,6 +120,7 @@ fn main() {
                 dt_ns: dt,
                 seed: p as u64,
                 context_noise: Some(0.0),
+                idealize: false,
                 ..RolloutOptions::default()
             };
             let out = rollout(&model, &init, &opts, &mut |_| {}).unwrap();

@@ -54,6 +54,9 @@ pub enum StarMdError {
     /// Geometry.
     #[error(transparent)]
     Se3(#[from] protforge_se3::Se3Error),
+    /// Constraint projection of a generated frame failed.
+    #[error(transparent)]
+    Idealize(#[from] protforge_structure::idealize::IdealizeError),
     /// Tensor errors.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

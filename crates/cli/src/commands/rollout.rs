@@ -73,6 +73,30 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// How far the network's raw frames were from chain geometry.
+#[derive(Serialize)]
+struct RawFrames {
+    /// Fraction of generated frames whose raw CA trace met every constraint within 0.2 Å.
+    fraction_within_0_2_ang: f64,
+    /// Median over frames of the largest raw violation (Å).
+    median_max_violation: f64,
+    /// Mean CA RMSD the projection moved (Å).
+    mean_moved: f64,
+}
+
+impl RawFrames {
+    fn new(violation: &[f64], moved: &[f64]) -> Self {
+        let n = violation.len().max(1) as f64;
+        let mut sorted = violation.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Self {
+            fraction_within_0_2_ang: violation.iter().filter(|&&v| v <= 0.2).count() as f64 / n,
+            median_max_violation: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
+            mean_moved: moved.iter().sum::<f64>() / moved.len().max(1) as f64,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Manifest<'a> {
     tool: &'static str,
@@ -102,6 +126,14 @@ struct Manifest<'a> {
     simulated_ns_per_hour: f64,
     /// KV-cache bytes (all replicas) after each generated frame.
     kv_cache_bytes: Vec<usize>,
+    /// Whether generated frames were projected onto CA chain constraints.
+    idealize: bool,
+    /// Summary of the raw (network) frames before projection.
+    raw_frames: RawFrames,
+    /// Per generated frame: largest raw CA constraint violation over the replicas (Å).
+    raw_violation: Vec<f64>,
+    /// Per generated frame: mean CA RMSD the projection moved (Å; 0 with --no-idealize).
+    idealize_moved: Vec<f64>,
     peak_rss_mib: Option<f64>,
 }
 
@@ -166,6 +198,7 @@ pub(crate) fn run(args: &RolloutArgs, global: &GlobalArgs, printer: &Printer) ->
         seed: args.seed,
         context_noise: args.context_noise,
         context_frames,
+        idealize: !args.no_idealize,
     };
     printer.note(format!(
         "rolling out {} replica(s) × {} frames of {} ns ({} residues) with STAR-MD ({})",
@@ -222,6 +255,10 @@ pub(crate) fn run(args: &RolloutArgs, global: &GlobalArgs, printer: &Printer) ->
         frames_per_s,
         simulated_ns_per_hour: simulated_ns * args.replicas as f64 / wall.max(1e-9) * 3600.0,
         kv_cache_bytes: result.cache_bytes,
+        idealize: !args.no_idealize,
+        raw_frames: RawFrames::new(&result.raw_violation, &result.idealize_moved),
+        raw_violation: result.raw_violation,
+        idealize_moved: result.idealize_moved,
         peak_rss_mib: peak_rss_mib(),
     };
     let manifest_path = args.out.with_file_name("manifest.json");

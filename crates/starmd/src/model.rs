@@ -615,8 +615,8 @@ fn anchor_start(
             // Translation features in units of their expected size (prior width plus noise),
             // so that at high t the uninformative noisy offsets stay O(1) instead of tens of Å.
             let unit = (s2 + var_ang).sqrt();
-            let so3 = &cfg.diffusion.so3;
-            let (sig_r, _) = so3.schedule.sigma_and_rate(t, so3.min_sigma, so3.max_sigma);
+            let so3_cfg = &cfg.diffusion.so3;
+            let (sig_r, _) = so3_cfg.schedule.sigma_and_rate(t, so3_cfg.min_sigma, so3_cfg.max_sigma);
             let w_rot = a.sigma_rad * a.sigma_rad / (a.sigma_rad * a.sigma_rad + sig_r * sig_r);
             // Blend about the noisy frame's CA centroid (the superposed anchor shares it), so
             // the start frames move with any rigid motion of the noisy frame.

@@ -183,25 +183,15 @@ fn context_noised(
     rngs: &mut [StdRng],
     dev: &candle_core::Device,
 ) -> Result<(Rigids, Vec<f64>), StarMdError> {
-    let n = rows.first().map_or(0, Vec::len);
-    let mut out = Vec::with_capacity(rows.len() * n);
+    let mut out = Vec::with_capacity(rows.len());
     let mut taus = Vec::with_capacity(rows.len());
     for (row, rng) in rows.iter().zip(rngs.iter_mut()) {
         let tau = rng.random::<f64>() * bound;
         let centred = centered(row);
-        if tau > 0.0 {
-            out.extend(diffuser.forward_marginal(&centred, tau, None, rng)?.rigids_t);
-        } else {
-            out.extend(centred);
-        }
+        out.push(if tau > 0.0 { diffuser.forward_marginal(&centred, tau, None, rng)?.rigids_t } else { centred });
         taus.push(tau);
     }
-    let r = Rigids::from_scalar(&out, dev)?;
-    let framed = Rigids::new(
-        protforge_se3::Rotations::new(r.rots.mats.reshape((rows.len(), n, 3, 3))?)?,
-        r.trans.reshape((rows.len(), n, 3))?,
-    )?;
-    Ok((framed, taus))
+    Ok((upload_rows(&out, dev)?, taus))
 }
 
 /// Frames `[B, N]` (Å, one row per replica) uploaded as `[B, N]` rigids.

@@ -372,9 +372,9 @@ pub(crate) struct RolloutArgs {
     /// (memory grows linearly) [default: the training window minus one].
     #[arg(long, value_name = "N|all")]
     pub(crate) context_frames: Option<String>,
-    /// Write the network's raw frames: skip the CA constraint projection (CA–CA 3.80 Å, no CA
-    /// pair closer than 4 Å) that is applied to every frame by default. manifest.json records
-    /// the raw violations either way.
+    /// Write the network's raw frames: skip the CA constraint projection (every CA–CA bond at
+    /// its length in --init, no CA pair closer than 4 Å) applied to every frame by default.
+    /// manifest.json records the raw violations either way.
     #[arg(long)]
     pub(crate) no_idealize: bool,
     /// Overwrite existing output files.

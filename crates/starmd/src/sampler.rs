@@ -8,7 +8,8 @@
 //!    prediction ([`Se3Diffuser::sample`] over a [`ScoreModel`] that reads the cache);
 //! 2. the frame is the network's clean prediction at `t_min` (FrameDiff/ConfRover); unless
 //!    `idealize` is off, its CA positions are then projected onto chain constraints (SHAKE-like
-//!    [`idealize_ca`]: CA–CA 3.80 Å, CA(i)–CA(i+2) ≥ 4.9 Å, other CA pairs ≥ 4.0 Å, least
+//!    [`idealize_ca_with_bonds`]: each CA–CA bond at its length in the initial structure, so
+//!    cis peptides stay cis, CA(i)–CA(i+2) ≥ 4.9 Å, other CA pairs ≥ 4.0 Å, least
 //!    movement) with the residue rotations kept, as MD itself constrains bond lengths; the
 //!    largest raw violation and the distance moved are recorded per frame, so the raw model
 //!    stays measurable;
@@ -31,7 +32,7 @@ use protforge_flow::se3_diffusion::{ScoreModel, ScoreTensors};
 use protforge_flow::{FlowError, Se3Diffuser};
 use protforge_se3::kabsch::superpose;
 use protforge_se3::{Rigid, Rigids, Vec3};
-use protforge_structure::idealize::{IdealizeParams, idealize_ca};
+use protforge_structure::idealize::{IdealizeParams, idealize_ca_with_bonds};
 use protforge_structure::{Backbone, residue};
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -291,6 +292,8 @@ pub fn rollout(
     let mut cache_bytes = Vec::with_capacity(opts.frames);
     let (mut raw_violation, mut idealize_moved) = (Vec::new(), Vec::new());
     let free = vec![false; n];
+    // Virtual-bond targets from the initial structure, so cis peptides (CA–CA ≈ 2.9 Å) keep theirs.
+    let bonds: Vec<f64> = init_frames.windows(2).map(|w| (w[1].trans - w[0].trans).norm()).collect();
     for f in 1..=opts.frames {
         let position = f as f64;
         let score = CachedScore {
@@ -309,7 +312,7 @@ pub fn rollout(
         let (mut worst, mut moved) = (0.0f64, 0.0);
         for row in &mut rows {
             let ca: Vec<Vec3> = row.iter().map(|r| r.trans).collect();
-            let (ideal, report) = idealize_ca(&ca, &free, &IdealizeParams::default())?;
+            let (ideal, report) = idealize_ca_with_bonds(&ca, &free, &bonds, &IdealizeParams::default())?;
             worst = worst.max(report.max_violation_before);
             if opts.idealize {
                 moved += report.rmsd_moved / k as f64;
@@ -409,12 +412,14 @@ mod tests {
         assert_eq!((a.replicas.len(), a.replicas[0].len(), a.replicas[0][0].len()), (2, 3, 8));
         assert_eq!(a.replicas[0][0], init.coords, "frame 0 is the initial structure");
         assert_eq!((a.steps, a.context_frames, a.cache_bytes.len()), (3, Some(3), 2));
-        // Idealised frames keep every CA–CA bond at 3.80 Å (within the projection tolerance);
+        // Idealised frames keep every CA–CA bond at its initial length (within the tolerance);
         // the raw violations of this random model are recorded.
+        let ca_ca = |w: &[[[f32; 3]; 4]]| (0..3).map(|c| (w[1][1][c] - w[0][1][c]).powi(2)).sum::<f32>().sqrt();
+        let want: Vec<f32> = init.coords.windows(2).map(ca_ca).collect();
         for frame in &a.replicas[0][1..] {
-            for w in frame.windows(2) {
-                let d = (0..3).map(|c| (w[1][1][c] - w[0][1][c]).powi(2)).sum::<f32>().sqrt();
-                assert!((d - 3.8).abs() < 0.02, "CA–CA {d} Å after projection");
+            for (w, b) in frame.windows(2).zip(&want) {
+                let d = ca_ca(w);
+                assert!((d - b).abs() < 0.02, "CA–CA {d} Å after projection (initial {b} Å)");
             }
         }
         assert_eq!((a.raw_violation.len(), a.idealize_moved.len()), (2, 2));

@@ -120,8 +120,9 @@ fn project(x: &mut [Vec3], w: &[f64], a: usize, b: usize, kind: Kind, target: f6
     v
 }
 
-/// Largest constraint violation of a trace (pairs of two fixed residues excluded).
-fn max_violation(x: &[Vec3], w: &[f64], p: &IdealizeParams) -> f64 {
+/// Largest constraint violation of a trace (pairs of two fixed residues excluded); bond `i`
+/// (residues `i`, `i + 1`) has target length `bonds[i]`.
+fn max_violation(x: &[Vec3], w: &[f64], bonds: &[f64], p: &IdealizeParams) -> f64 {
     let n = x.len();
     let mut worst: f64 = 0.0;
     for i in 0..n {
@@ -130,7 +131,7 @@ fn max_violation(x: &[Vec3], w: &[f64], p: &IdealizeParams) -> f64 {
                 continue;
             }
             let (kind, target) = match j - i {
-                1 => (Kind::Equal, p.bond),
+                1 => (Kind::Equal, bonds[i]),
                 2 => (Kind::AtLeast, p.min_i_i2),
                 _ => (Kind::AtLeast, p.min_nonlocal),
             };
@@ -147,6 +148,25 @@ fn max_violation(x: &[Vec3], w: &[f64], p: &IdealizeParams) -> f64 {
 /// [`IdealizeError`] for non-finite coordinates, invalid parameters or a `fixed` mask of the
 /// wrong length.
 pub fn idealize_ca(ca: &[Vec3], fixed: &[bool], params: &IdealizeParams) -> Result<(Vec<Vec3>, IdealizeReport), IdealizeError> {
+    idealize_ca_with_bonds(ca, fixed, &vec![params.bond; ca.len().saturating_sub(1)], params)
+}
+
+/// [`idealize_ca`] with one target length per virtual bond (`bonds[i]` for residues `i`,
+/// `i + 1`; `params.bond` is not used): keeps a known chain's own bonds, e.g. the ≈ 2.9 Å of a
+/// cis peptide, which the single 3.80 Å target would stretch.
+///
+/// # Errors
+/// As [`idealize_ca`], and [`IdealizeError::BadParams`] for a `bonds` list of the wrong length
+/// or with a non-positive entry.
+pub fn idealize_ca_with_bonds(
+    ca: &[Vec3],
+    fixed: &[bool],
+    bonds: &[f64],
+    params: &IdealizeParams,
+) -> Result<(Vec<Vec3>, IdealizeReport), IdealizeError> {
+    if bonds.len() != ca.len().saturating_sub(1) || bonds.iter().any(|b| !(b.is_finite() && *b > 0.0)) {
+        return Err(IdealizeError::BadParams(format!("{} bond targets for {} residues", bonds.len(), ca.len())));
+    }
     if !fixed.is_empty() && fixed.len() != ca.len() {
         return Err(IdealizeError::MaskLength { mask: fixed.len(), residues: ca.len() });
     }
@@ -161,7 +181,7 @@ pub fn idealize_ca(ca: &[Vec3], fixed: &[bool], params: &IdealizeParams) -> Resu
     let n = ca.len();
     let w: Vec<f64> = (0..n).map(|i| if fixed.get(i).copied().unwrap_or(false) { 0.0 } else { 1.0 }).collect();
     let mut x = ca.to_vec();
-    let before = max_violation(&x, &w, p);
+    let before = max_violation(&x, &w, bonds, p);
     let mut sweeps = 0;
     let mut worst = before;
     // Excluded-volume candidates are pairs within `min_nonlocal + margin`; the list is rebuilt
@@ -184,8 +204,8 @@ pub fn idealize_ca(ca: &[Vec3], fixed: &[bool], params: &IdealizeParams) -> Resu
             anchor.clone_from(&x);
         }
         worst = 0.0;
-        for i in 0..n.saturating_sub(1) {
-            worst = worst.max(project(&mut x, &w, i, i + 1, Kind::Equal, p.bond).abs());
+        for (i, &bond) in bonds.iter().enumerate() {
+            worst = worst.max(project(&mut x, &w, i, i + 1, Kind::Equal, bond).abs());
         }
         for i in 0..n.saturating_sub(2) {
             worst = worst.max(project(&mut x, &w, i, i + 2, Kind::AtLeast, p.min_i_i2).abs());
@@ -197,7 +217,7 @@ pub fn idealize_ca(ca: &[Vec3], fixed: &[bool], params: &IdealizeParams) -> Resu
         stale = x.iter().zip(&anchor).any(|(a, b)| (a - b).norm() > margin / 2.0);
     }
     // The sweep maxima are measured before each projection; report the final state exactly.
-    let after = max_violation(&x, &w, p);
+    let after = max_violation(&x, &w, bonds, p);
     let rmsd = if n == 0 { 0.0 } else { (x.iter().zip(ca).map(|(a, b)| (a - b).norm_squared()).sum::<f64>() / n as f64).sqrt() };
     let report = IdealizeReport {
         sweeps,
@@ -244,6 +264,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn per_bond_targets_keep_a_cis_peptide() {
+        let mut h = jitter(&helix(12), 0.3, 5);
+        let mut bonds = vec![3.8; 11];
+        bonds[5] = 2.9;
+        let p = IdealizeParams::default();
+        let (x, rep) = idealize_ca_with_bonds(&h, &[], &bonds, &p).unwrap();
+        assert!(rep.converged, "{rep:?}");
+        for (i, b) in bonds.iter().enumerate() {
+            assert!(((x[i + 1] - x[i]).norm() - b).abs() < 0.01, "bond {i}");
+        }
+        assert!(idealize_ca_with_bonds(&h, &[], &bonds[1..], &p).is_err());
+        h.truncate(1);
+        assert!(idealize_ca_with_bonds(&h, &[], &[], &p).unwrap().1.converged);
     }
 
     #[test]

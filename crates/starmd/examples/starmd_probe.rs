@@ -2,7 +2,7 @@
 //! frames on real MD pairs of the validation trajectories, against copying the previous frame.
 //!
 //! ```text
-//! cargo run --release -p protforge-starmd --example denoise_probe -- WEIGHTS_DIR data/md [PAIRS] [LAG_FRAMES]
+//! cargo run --release -p protforge-starmd --example starmd_probe -- WEIGHTS_DIR data/md [PAIRS] [LAG_FRAMES]
 //! ```
 //!
 //! For `PAIRS` frame pairs `(k, k + LAG)` of every validation trajectory (default 6 pairs, lag
@@ -74,8 +74,8 @@ impl Row {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let weights = Path::new(args.get(1).expect("usage: denoise_probe WEIGHTS_DIR DATA_MD [PAIRS] [LAG]"));
-    let root = Path::new(args.get(2).expect("usage: denoise_probe WEIGHTS_DIR DATA_MD [PAIRS] [LAG]"));
+    let weights = Path::new(args.get(1).expect("usage: starmd_probe WEIGHTS_DIR DATA_MD [PAIRS] [LAG]"));
+    let root = Path::new(args.get(2).expect("usage: starmd_probe WEIGHTS_DIR DATA_MD [PAIRS] [LAG]"));
     let pairs: usize = args.get(3).map_or(6, |s| s.parse().unwrap());
     let lag: usize = args.get(4).map_or(5, |s| s.parse().unwrap());
     let dev = Device::Cpu;

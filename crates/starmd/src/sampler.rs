@@ -32,7 +32,7 @@ use protforge_flow::se3_diffusion::{ScoreModel, ScoreTensors};
 use protforge_flow::{FlowError, Se3Diffuser};
 use protforge_se3::kabsch::superpose;
 use protforge_se3::{Rigid, Rigids, Vec3};
-use protforge_structure::idealize::{IdealizeParams, idealize_ca_with_bonds};
+use protforge_structure::idealize::{IdealizeParams, ca_violation, idealize_ca_with_bonds};
 use protforge_structure::{Backbone, residue};
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -312,13 +312,15 @@ pub fn rollout(
         let (mut worst, mut moved) = (0.0f64, 0.0);
         for row in &mut rows {
             let ca: Vec<Vec3> = row.iter().map(|r| r.trans).collect();
-            let (ideal, report) = idealize_ca_with_bonds(&ca, &free, &bonds, &IdealizeParams::default())?;
-            worst = worst.max(report.max_violation_before);
             if opts.idealize {
+                let (ideal, report) = idealize_ca_with_bonds(&ca, &free, &bonds, &IdealizeParams::default())?;
+                worst = worst.max(report.max_violation_before);
                 moved += report.rmsd_moved / k as f64;
                 for (r, p) in row.iter_mut().zip(ideal) {
                     r.trans = p;
                 }
+            } else {
+                worst = worst.max(ca_violation(&ca, &bonds, &IdealizeParams::default())?);
             }
         }
         raw_violation.push(worst);

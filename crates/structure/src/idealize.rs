@@ -141,6 +141,20 @@ fn max_violation(x: &[Vec3], w: &[f64], bonds: &[f64], p: &IdealizeParams) -> f6
     worst
 }
 
+/// Largest violation (Å) of the constraints [`idealize_ca_with_bonds`] enforces, without
+/// moving anything: bond `i` (residues `i`, `i + 1`) against `bonds[i]`, CA(i)–CA(i+2) against
+/// `params.min_i_i2` and farther pairs against `params.min_nonlocal`. Equals the
+/// `max_violation_before` of an idealisation with no fixed residues.
+///
+/// # Errors
+/// [`IdealizeError::BadParams`] for a `bonds` list of the wrong length.
+pub fn ca_violation(ca: &[Vec3], bonds: &[f64], params: &IdealizeParams) -> Result<f64, IdealizeError> {
+    if bonds.len() != ca.len().saturating_sub(1) {
+        return Err(IdealizeError::BadParams(format!("{} bond targets for {} residues", bonds.len(), ca.len())));
+    }
+    Ok(max_violation(ca, &vec![1.0; ca.len()], bonds, params))
+}
+
 /// Idealise a single-chain CA trace (Å, consecutive residues bonded) by constraint projection;
 /// see the module docs. `fixed[i]` keeps residue `i` in place (empty = none fixed).
 ///
@@ -274,6 +288,9 @@ mod tests {
         let p = IdealizeParams::default();
         let (x, rep) = idealize_ca_with_bonds(&h, &[], &bonds, &p).unwrap();
         assert!(rep.converged, "{rep:?}");
+        assert_eq!(ca_violation(&h, &bonds, &p).unwrap(), rep.max_violation_before);
+        assert!(ca_violation(&x, &bonds, &p).unwrap() < p.tolerance);
+        assert!(ca_violation(&h, &bonds[1..], &p).is_err());
         for (i, b) in bonds.iter().enumerate() {
             assert!(((x[i + 1] - x[i]).norm() - b).abs() < 0.01, "bond {i}");
         }

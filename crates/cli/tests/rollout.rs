@@ -122,6 +122,10 @@ fn rollout_rejects_bad_inputs_in_one_line() {
         rollout(&weights).args(["--frames", "2", "--dt-ns", "5", "--out"]).arg(&out),
         &["--dt-ns 5", "0.01", "1 ns"],
     );
+    // `rollout --help` points at `inspect` for the trained range.
+    let shown = protforge().arg("inspect").arg(&weights).output().unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("trained strides 0.01–1 ns"), "{text}");
     assert_one_line_error(
         rollout(&weights).args(["--frames", "2", "--dt-ns", "0.1", "--out"]).arg(tmp.path().join("t.txt")),
         &["t.txt", "format"],

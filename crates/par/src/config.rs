@@ -48,6 +48,13 @@ pub struct DecoderConfig {
     /// the 0.15 nm-wide distance bins blur. Off in configs that predate it.
     #[serde(default)]
     pub neighbour_features: bool,
+    /// One-hot bins of the rounded sequence separation `Δ ∈ [−K, K]` between the two points of
+    /// a pair (residue-index units), on top of the log bins: `2K + 1` pair features. The 21 log
+    /// bins put Δ = ±1 and ±2 in one bin, so without these the bias cannot single out the
+    /// bonded neighbour (Proteina one-hot encodes every offset up to ±63). 0 = off (configs
+    /// that predate it).
+    #[serde(default)]
+    pub seq_sep_exact: usize,
 }
 
 /// Full PAR model configuration (`weights/par/config.json`).
@@ -68,6 +75,14 @@ pub struct ParConfig {
     pub ar: ArConfig,
     /// Flow decoder.
     pub decoder: DecoderConfig,
+    /// Tell both networks the resolution of the scale they work on: `[s = L, ln(L / s)]` for
+    /// `s` points of a length-`L` chain, through a zero-initialised projection into the AR
+    /// tokens and the decoder's conditioning. Without it, a coarse scale just below `L` (128
+    /// points of a 130-residue chain: window centroids 1.9–3.8 Å apart) and the full-resolution
+    /// scale look the same, and the decoder hedges between their spacings. Off in configs that
+    /// predate it.
+    #[serde(default)]
+    pub resolution_features: bool,
 }
 
 impl ParConfig {
@@ -92,7 +107,9 @@ impl ParConfig {
                 seq_sep_bins: 21,
                 self_condition: true,
                 neighbour_features: true,
+                seq_sep_exact: 0,
             },
+            resolution_features: false,
         }
     }
 
@@ -117,7 +134,9 @@ impl ParConfig {
                 seq_sep_bins: 9,
                 self_condition: true,
                 neighbour_features: true,
+                seq_sep_exact: 3,
             },
+            resolution_features: true,
         }
     }
 
@@ -132,7 +151,10 @@ impl ParConfig {
             return bad(format!("ar.dim {} is not divisible by ar.heads {}", self.ar.dim, self.ar.heads));
         }
         if !self.decoder.dim.is_multiple_of(self.decoder.heads) {
-            return bad(format!("decoder.dim {} is not divisible by decoder.heads {}", self.decoder.dim, self.decoder.heads));
+            return bad(format!(
+                "decoder.dim {} is not divisible by decoder.heads {}",
+                self.decoder.dim, self.decoder.heads
+            ));
         }
         if !self.fourier_dim.is_multiple_of(2) {
             return bad(format!("fourier_dim {} must be even", self.fourier_dim));

@@ -30,11 +30,20 @@ fn position_features(len: usize, size: usize, dim: usize, device: &Device) -> Re
     sinusoidal_embedding(&p, dim, POS_MAX_PERIOD)
 }
 
+/// Resolution features of a scale of `size` points of a length-`len` chain:
+/// `[1 if size == len else 0, ln(len / size)]` → `[1, 2]` (see `ParConfig::resolution_features`).
+fn resolution_features(len: usize, size: usize, device: &Device) -> Result<Tensor> {
+    let full = if size == len { 1.0f32 } else { 0.0 };
+    let ratio = (len.max(1) as f32 / size.max(1) as f32).ln();
+    Tensor::from_vec(vec![full, ratio], (1, 2), device)
+}
+
 /// The autoregressive transformer `T_θ` (PAR §3.2).
 #[derive(Debug, Clone)]
 pub struct ArTransformer {
     bos: Tensor,
     coord_in: Linear,
+    res_in: Option<Linear>,
     pos_in: Linear,
     scale_emb: Embedding,
     blocks: Vec<TransformerBlock>,
@@ -50,10 +59,21 @@ impl ArTransformer {
     /// Candle errors.
     pub fn new(cfg: &ParConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.ar.dim;
-        let block = BlockConfig { d_model: d, n_heads: cfg.ar.heads, mlp_hidden: d * cfg.ar.mlp_ratio, d_cond: None, qk_norm: true };
+        let block = BlockConfig {
+            d_model: d,
+            n_heads: cfg.ar.heads,
+            mlp_hidden: d * cfg.ar.mlp_ratio,
+            d_cond: None,
+            qk_norm: true,
+        };
         Ok(Self {
             bos: vb.get(d, "bos")?,
             coord_in: candle_nn::linear(3, d, vb.pp("coord_in"))?,
+            res_in: if cfg.resolution_features {
+                Some(candle_nn::linear(2, d, vb.pp("res_in").pp(protforge_nn::init::ZERO_INIT))?)
+            } else {
+                None
+            },
             pos_in: candle_nn::linear(cfg.fourier_dim, d, vb.pp("pos_in"))?,
             scale_emb: candle_nn::embedding(cfg.max_scales, d, vb.pp("scale_emb"))?,
             blocks: (0..cfg.ar.layers)
@@ -71,7 +91,11 @@ impl ArTransformer {
         let device = self.bos.device();
         let pos = self.pos_in.forward(&position_features(len, size, self.fourier_dim, device)?)?; // [size, D]
         let sc = self.scale_emb.forward(&Tensor::new(&[scale as u32], device)?)?; // [1, D]
-        let base = pos.broadcast_add(&sc)?.unsqueeze(0)?; // [1, size, D]
+        let mut base = pos.broadcast_add(&sc)?; // [size, D]
+        if let Some(res) = &self.res_in {
+            base = base.broadcast_add(&res.forward(&resolution_features(len, size, device)?)?)?;
+        }
+        let base = base.unsqueeze(0)?; // [1, size, D]
         match context {
             None => base.broadcast_add(&self.bos)?.repeat((b, 1, 1)),
             Some(ctx) => self.coord_in.forward(ctx)?.broadcast_add(&base),
@@ -164,6 +188,7 @@ pub struct FlowDecoder {
     t_in: Linear,
     t_out: Linear,
     z_in: Linear,
+    res_in: Option<Linear>,
     pair_bias: Linear,
     nbr_in: Option<Linear>,
     blocks: Vec<TransformerBlock>,
@@ -171,6 +196,7 @@ pub struct FlowDecoder {
     out: Linear,
     dist_edges: Tensor,
     sep_edges: Vec<f32>,
+    sep_exact: usize,
     fourier_dim: usize,
     self_condition: bool,
     /// Separation features per `(len, size)`: constant, but needed at every sampling step.
@@ -202,7 +228,8 @@ impl FlowDecoder {
         let sep_edges: Vec<f32> = (0..dc.seq_sep_bins)
             .map(|k| (-umax + 2.0 * umax * (k as f64 + 0.5) / dc.seq_sep_bins as f64) as f32)
             .collect();
-        let pair_features = 2 * dc.dist_bins + dc.seq_sep_bins;
+        let sep_exact = if dc.seq_sep_exact > 0 { 2 * dc.seq_sep_exact + 1 } else { 0 };
+        let pair_features = 2 * dc.dist_bins + dc.seq_sep_bins + sep_exact;
         Ok(Self {
             x_in: candle_nn::linear(3, d, vb.pp("x_in"))?,
             sc_in: candle_nn::linear(3, d, vb.pp("sc_in"))?,
@@ -210,6 +237,11 @@ impl FlowDecoder {
             t_in: candle_nn::linear(cfg.fourier_dim, dc.cond_dim, vb.pp("t_in"))?,
             t_out: candle_nn::linear(dc.cond_dim, dc.cond_dim, vb.pp("t_out"))?,
             z_in: candle_nn::linear(cfg.ar.dim, dc.cond_dim, vb.pp("z_in"))?,
+            res_in: if cfg.resolution_features {
+                Some(candle_nn::linear(2, dc.cond_dim, vb.pp("res_in").pp(protforge_nn::init::ZERO_INIT))?)
+            } else {
+                None
+            },
             pair_bias: candle_nn::linear(pair_features, dc.heads * dc.layers, vb.pp("pair_bias"))?,
             nbr_in: if dc.neighbour_features {
                 Some(candle_nn::linear(NBR_FEATURES, d, vb.pp("nbr_in").pp(protforge_nn::init::ZERO_INIT))?)
@@ -223,6 +255,7 @@ impl FlowDecoder {
             out: candle_nn::linear(d, 3, vb.pp("out"))?,
             dist_edges: Tensor::from_vec(dist_edges, dc.dist_bins, &device)?,
             sep_edges,
+            sep_exact: dc.seq_sep_exact,
             fourier_dim: cfg.fourier_dim,
             self_condition: dc.self_condition,
             sep_cache: std::sync::Arc::default(),
@@ -244,8 +277,9 @@ impl FlowDecoder {
         d.unsqueeze(D::Minus1)?.broadcast_ge(&self.dist_edges)?.to_dtype(DType::F32)
     }
 
-    /// Thermometer encoding of the signed log sequence separation of this scale's positions:
-    /// `[1, s, s, seq_sep_bins]`.
+    /// Thermometer encoding of the signed log sequence separation of this scale's positions,
+    /// followed by the one-hot bins of the rounded separation in `[−K, K]` when
+    /// `seq_sep_exact = K > 0`: `[1, s, s, seq_sep_bins (+ 2K + 1)]`.
     fn separation_features(&self, len: usize, size: usize, device: &Device) -> Result<Tensor> {
         if let Some(t) = self.sep_cache.lock().ok().and_then(|c| c.get(&(len, size)).cloned()) {
             return Ok(t);
@@ -259,13 +293,19 @@ impl FlowDecoder {
 
     fn compute_separation_features(&self, len: usize, size: usize, device: &Device) -> Result<Tensor> {
         let p = positions(len, size);
-        let k = self.sep_edges.len();
+        let exact = if self.sep_exact > 0 { 2 * self.sep_exact + 1 } else { 0 };
+        let k = self.sep_edges.len() + exact;
         let mut v = Vec::with_capacity(size * size * k);
+        let half = self.sep_exact as f32;
         for &pi in &p {
             for &pj in &p {
                 let s = pj - pi;
                 let u = s.signum() * s.abs().ln_1p();
                 v.extend(self.sep_edges.iter().map(|&e| if u >= e { 1.0f32 } else { 0.0 }));
+                if exact > 0 {
+                    let r = s.round();
+                    v.extend((0..exact).map(|j| if r.abs() <= half && j as f32 == r + half { 1.0f32 } else { 0.0 }));
+                }
             }
         }
         Tensor::from_vec(v, (1, size, size, k), device)
@@ -291,7 +331,11 @@ impl FlowDecoder {
 
         let t_feat = sinusoidal_embedding(&(inp.t * TIME_SCALE)?, self.fourier_dim, 10_000.0)?; // [B, F]
         let t_emb = self.t_out.forward(&self.t_in.forward(&t_feat)?.silu()?)?.unsqueeze(1)?; // [B, 1, C]
-        let cond = self.z_in.forward(inp.z)?.broadcast_add(&t_emb)?.silu()?; // [B, s, C]
+        let mut cond = self.z_in.forward(inp.z)?.broadcast_add(&t_emb)?; // [B, s, C]
+        if let Some(res) = &self.res_in {
+            cond = cond.broadcast_add(&res.forward(&resolution_features(inp.len, s, device)?)?)?;
+        }
+        let cond = cond.silu()?;
 
         let pair = Tensor::cat(
             &[
@@ -373,7 +417,8 @@ mod tests {
 
     #[test]
     fn neighbour_displacements_are_zero_padded_bond_vectors() {
-        let x = Tensor::from_vec(vec![0.0f32, 0.0, 0.0, 0.38, 0.0, 0.0, 0.38, 0.38, 0.0], (1, 3, 3), &Device::Cpu).unwrap();
+        let x =
+            Tensor::from_vec(vec![0.0f32, 0.0, 0.0, 0.38, 0.0, 0.0, 0.38, 0.38, 0.0], (1, 3, 3), &Device::Cpu).unwrap();
         let f = neighbour_displacements(&x).unwrap().to_vec3::<f32>().unwrap();
         // Residue 1: k = −2 absent, k = −1 → (−1, 0, 0), k = +1 → (0, 1, 0), k = +2 absent.
         let want = [0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
@@ -433,7 +478,8 @@ mod tests {
         let len = 13;
         let sizes = cfg.scales.sizes(len);
         let mut rng = seeded(2);
-        let mut contexts: Vec<Tensor> = (1..sizes.len()).map(|i| randn(&mut rng, &[1, sizes[i], 3], &Device::Cpu).unwrap()).collect();
+        let mut contexts: Vec<Tensor> =
+            (1..sizes.len()).map(|i| randn(&mut rng, &[1, sizes[i], 3], &Device::Cpu).unwrap()).collect();
         let a = model.ar.forward_all(len, &sizes, &contexts, 1).unwrap();
         contexts[1] = randn(&mut rng, &[1, sizes[2], 3], &Device::Cpu).unwrap();
         let b = model.ar.forward_all(len, &sizes, &contexts, 1).unwrap();
@@ -451,18 +497,49 @@ mod tests {
         let len = 13;
         let sizes = cfg.scales.sizes(len);
         let mut rng = seeded(4);
-        let contexts: Vec<Tensor> = (1..sizes.len()).map(|i| randn(&mut rng, &[2, sizes[i], 3], &Device::Cpu).unwrap()).collect();
+        let contexts: Vec<Tensor> =
+            (1..sizes.len()).map(|i| randn(&mut rng, &[2, sizes[i], 3], &Device::Cpu).unwrap()).collect();
         let zs = model.ar.forward_all(len, &sizes, &contexts, 2).unwrap();
         let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu).unwrap();
         for (i, &s) in sizes.iter().enumerate() {
             let x_t = randn(&mut rng, &[2, s, 3], &Device::Cpu).unwrap();
             let x_sc = randn(&mut rng, &[2, s, 3], &Device::Cpu).unwrap();
             let t = Tensor::new(&[0.3f32, 0.8], &Device::Cpu).unwrap();
-            let v = model.decoder.forward(&DecoderInput { x_t: &x_t, t: &t, z: &zs[i], x_sc: Some(&x_sc), len }).unwrap();
+            let v =
+                model.decoder.forward(&DecoderInput { x_t: &x_t, t: &t, z: &zs[i], x_sc: Some(&x_sc), len }).unwrap();
             assert_eq!(v.dims(), &[2, s, 3]);
             loss = (loss + v.sqr().unwrap().mean_all().unwrap()).unwrap();
         }
         let missing = protforge_nn::train::vars_missing_grad(&varmap, &loss).unwrap();
         assert!(missing.is_empty(), "parameters without gradient: {missing:?}");
+    }
+
+    #[test]
+    fn exact_separation_bins_tell_the_bonded_neighbour_apart() {
+        let (cfg, _vm, model) = tiny();
+        let k = cfg.decoder.seq_sep_exact;
+        let (logs, exact) = (cfg.decoder.seq_sep_bins, 2 * k + 1);
+        let len = 9;
+        let f = model.decoder.compute_separation_features(len, len, &Device::Cpu).unwrap();
+        assert_eq!(f.dims(), &[1, len, len, logs + exact]);
+        let f = f.squeeze(0).unwrap().to_vec3::<f32>().unwrap();
+        let one_hot = |i: usize, j: usize| f[i][j][logs..].to_vec();
+        // Δ = +1 and Δ = +2 differ, each is a single bin, and Δ beyond ±K has none.
+        assert_ne!(one_hot(4, 5), one_hot(4, 6));
+        for (i, j) in [(4, 5), (4, 6), (4, 3), (4, 4)] {
+            assert_eq!(one_hot(i, j).iter().sum::<f32>(), 1.0, "pair ({i}, {j})");
+        }
+        assert_eq!(one_hot(4, 5)[k + 1], 1.0);
+        assert_eq!(one_hot(0, 8).iter().sum::<f32>(), 0.0);
+    }
+
+    #[test]
+    fn resolution_features_mark_the_full_scale() {
+        let dev = Device::Cpu;
+        let full = resolution_features(130, 130, &dev).unwrap().to_vec2::<f32>().unwrap();
+        let coarse = resolution_features(130, 128, &dev).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(full, vec![vec![1.0, 0.0]]);
+        assert_eq!(coarse[0][0], 0.0);
+        assert!((coarse[0][1] - (130f32 / 128.0).ln()).abs() < 1e-6);
     }
 }

@@ -164,8 +164,9 @@ fn random_rotation<R: Rng + ?Sized>(rng: &mut R) -> [[f32; 3]; 3] {
     .map(|r| r.map(|v| v as f32))
 }
 
-/// Draw a batch: crops of one length `L` (from a cluster-weighted first chain, capped at
-/// `crop_max`), centred, randomly rotated, in nm. → `[B, L, 3]`.
+/// Draw a batch: crops of one length `L` (uniform between `crop_min` and the length of a
+/// cluster-weighted first chain, capped at `crop_max`), centred, randomly rotated, in nm.
+/// → `[B, L, 3]`.
 ///
 /// # Errors
 /// Candle errors; an empty set.
@@ -177,7 +178,10 @@ pub fn sample_batch<R: Rng + ?Sized>(
 ) -> candle_core::Result<Tensor> {
     let dist = WeightedIndex::new(&set.weights).map_err(|e| candle_core::Error::Msg(format!("sampling weights: {e}")))?;
     let first = dist.sample(rng);
-    let len = set.traces[first].len().min(cfg.crop_max);
+    // Crop length uniform in [crop_min, min(chain length, crop_max)] (the whole chain when it
+    // is shorter than crop_min).
+    let longest = set.traces[first].len().min(cfg.crop_max);
+    let len = if longest > cfg.crop_min { rng.random_range(cfg.crop_min..=longest) } else { longest };
     let b = (cfg.tokens_per_batch / len.max(1)).max(1);
     let mut chosen = vec![first];
     let mut tries = 0;
@@ -559,8 +563,13 @@ mod tests {
         let cfg = TrainConfig::tiny();
         let x = sample_batch(&set, &cfg, &mut step_rng(0, 0), &Device::Cpu).unwrap();
         let (b, l, _) = x.dims3().unwrap();
-        assert_eq!(l, 20);
-        assert_eq!(b, 2);
+        assert!((cfg.crop_min..=cfg.crop_max).contains(&l), "crop length {l}");
+        assert_eq!(b, (cfg.tokens_per_batch / l).max(1));
+        // Crop lengths vary between batches over the whole [crop_min, crop_max] range.
+        let lens: std::collections::BTreeSet<usize> =
+            (0..200).map(|s| sample_batch(&set, &cfg, &mut step_rng(0, s), &Device::Cpu).unwrap().dim(1).unwrap()).collect();
+        assert_eq!(lens.first().copied(), Some(cfg.crop_min));
+        assert_eq!(lens.last().copied(), Some(cfg.crop_max));
         let v = x.to_vec3::<f32>().unwrap();
         for chain in &v {
             let mean: f32 = chain.iter().map(|p| p[0]).sum::<f32>() / l as f32;

@@ -201,6 +201,12 @@ fn train_starmd_runs_and_resumes_on_md_folders() {
         .arg(tmp.path().join("after.pdb"))
         .assert()
         .success();
+    // The data allowed strides up to 0.1 ns (9 frames 50 ps apart, windows of 4), below the
+    // config's 1 ns: the exported weights accept only what they were trained on.
+    assert_one_line_error(
+        rollout(&out.join("best")).args(["--frames", "1", "--dt-ns", "0.2", "--out"]).arg(tmp.path().join("x.pdb")),
+        &["--dt-ns 0.2", "0.01–0.1 ns"],
+    );
     let printed = protforge().args(["train", "starmd", "--print-config"]).output().unwrap();
     let cfg: TrainConfig = serde_json::from_slice(&printed.stdout).unwrap();
     assert_eq!(cfg, TrainConfig::cpu_small());

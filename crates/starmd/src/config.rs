@@ -91,6 +91,12 @@ pub struct StarMdConfig {
     /// from the noisy frames, as in the paper and FrameDiff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor: Option<AnchorConfig>,
+    /// Longest stride (ns) the training trajectories allowed, when it is below `dt_max_ns`:
+    /// strides above it were never trained on, so [`Self::dt_range`] stops there. The trainer
+    /// writes it into exported weights; it is not architecture (`dt_max_ns` still scales the
+    /// stride embedding) and not part of a run's configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dt_data_max_ns: Option<f64>,
 }
 
 impl StarMdConfig {
@@ -118,6 +124,7 @@ impl StarMdConfig {
             context_noise: 0.1,
             diffusion: Se3DiffusionConfig::default(),
             anchor: Some(AnchorConfig::default()),
+            dt_data_max_ns: None,
         }
     }
 
@@ -165,10 +172,19 @@ impl StarMdConfig {
         }
     }
 
-    /// Whether `dt_ns` lies in the trained stride range (with 1e-9 relative slack).
+    /// The trained stride range `(shortest, longest)` in ns: `dt_min_ns` to `dt_max_ns`, or to
+    /// `dt_data_max_ns` when the training data stopped short of `dt_max_ns`.
+    #[must_use]
+    pub fn dt_range(&self) -> (f64, f64) {
+        (self.dt_min_ns, self.dt_data_max_ns.map_or(self.dt_max_ns, |d| d.min(self.dt_max_ns)))
+    }
+
+    /// Whether `dt_ns` lies in the trained stride range [`Self::dt_range`] (with 1e-9 relative
+    /// slack).
     #[must_use]
     pub fn dt_in_range(&self, dt_ns: f64) -> bool {
-        dt_ns.is_finite() && dt_ns >= self.dt_min_ns * (1.0 - 1e-9) && dt_ns <= self.dt_max_ns * (1.0 + 1e-9)
+        let (lo, hi) = self.dt_range();
+        dt_ns.is_finite() && dt_ns >= lo * (1.0 - 1e-9) && dt_ns <= hi * (1.0 + 1e-9)
     }
 
     /// Check every setting.
@@ -262,5 +278,11 @@ mod tests {
         assert_eq!(old.anchor, None);
         let cfg = StarMdConfig::cpu_small();
         assert!(cfg.dt_in_range(0.01) && cfg.dt_in_range(1.0) && !cfg.dt_in_range(1.5) && !cfg.dt_in_range(f64::NAN));
+        // Weights whose data stopped short of dt_max_ns accept only the strides they saw.
+        let short = StarMdConfig { dt_data_max_ns: Some(0.14), ..cfg };
+        assert_eq!(short.dt_range(), (0.01, 0.14));
+        assert!(short.dt_in_range(0.14) && !short.dt_in_range(0.2));
+        let text = serde_json::to_string(&short).unwrap();
+        assert_eq!(serde_json::from_str::<StarMdConfig>(&text).unwrap(), short);
     }
 }

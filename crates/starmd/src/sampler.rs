@@ -245,7 +245,9 @@ pub fn rollout(
     if !cfg.dt_in_range(opts.dt_ns) {
         return Err(StarMdError::BadRollout(format!(
             "--dt-ns {} is outside the trained stride range {}–{} ns of these weights",
-            opts.dt_ns, cfg.dt_min_ns, cfg.dt_max_ns
+            opts.dt_ns,
+            cfg.dt_range().0,
+            cfg.dt_range().1
         )));
     }
     if opts.replicas == 0 {

@@ -437,6 +437,8 @@ pub struct Trainer {
     params: Params,
     state: TrainState<TrainConfig>,
     device: Device,
+    /// Longest stride the training data allow (ns), written into exported weights.
+    data_max_dt_ns: Option<f64>,
 }
 
 impl Trainer {
@@ -455,13 +457,20 @@ impl Trainer {
         let state = params
             .resume(&TrainCheckpoint::new(out.join("checkpoint")), resume, &cfg)?
             .unwrap_or_else(|| TrainState::fresh(cfg.seed, cfg.clone()));
-        Ok(Self { cfg, out: out.to_path_buf(), model, diffuser, params, state, device })
+        Ok(Self { cfg, out: out.to_path_buf(), model, diffuser, params, state, device, data_max_dt_ns: None })
     }
 
     /// Steps completed so far.
     #[must_use]
     pub fn step(&self) -> u64 {
         self.state.step
+    }
+
+    /// Record the longest stride (ns) the training data allow; exported weights then accept
+    /// rollouts only up to it (`StarMdConfig::dt_data_max_ns`). Not part of the run's
+    /// configuration, so a resumed run may see more data.
+    pub fn set_data_max_dt_ns(&mut self, max: Option<f64>) {
+        self.data_max_dt_ns = max;
     }
 
     /// The model being trained.
@@ -548,7 +557,9 @@ impl Trainee for Trainer {
     /// # Errors
     /// I/O errors naming the directory.
     fn export_ema(&self, dir: &Path) -> Result<(), StarMdError> {
-        self.params.export_ema(dir, &self.cfg.model)?;
+        let mut model = self.cfg.model.clone();
+        model.dt_data_max_ns = self.data_max_dt_ns.filter(|&d| d < model.dt_max_ns);
+        self.params.export_ema(dir, &model)?;
         Ok(())
     }
 }

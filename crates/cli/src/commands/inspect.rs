@@ -244,7 +244,10 @@ fn weights(path: &Path, json: bool) -> anyhow::Result<()> {
     // STAR-MD weights: the stride range `rollout --dt-ns` accepts.
     if let Some(c) = &config {
         let num = |k: &str| c.get(k).and_then(serde_json::Value::as_f64);
-        if let (Some(lo), Some(hi)) = (num("dt_min_ns"), num("dt_max_ns")) {
+        if let (Some(lo), Some(mut hi)) = (num("dt_min_ns"), num("dt_max_ns")) {
+            if let Some(data) = num("dt_data_max_ns") {
+                hi = hi.min(data);
+            }
             let window = c.get("window_frames").and_then(serde_json::Value::as_u64).unwrap_or(0);
             out(format!("  STAR-MD: trained strides {lo}–{hi} ns (rollout --dt-ns), window of {window} frames"));
         }

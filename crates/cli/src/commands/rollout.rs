@@ -180,8 +180,8 @@ pub(crate) fn run(args: &RolloutArgs, global: &GlobalArgs, printer: &Printer) ->
         bail!(
             "--dt-ns {} is outside the stride range the weights were trained on ({}–{} ns, {})",
             args.dt_ns,
-            cfg.dt_min_ns,
-            cfg.dt_max_ns,
+            cfg.dt_range().0,
+            cfg.dt_range().1,
             weights.join("config.json").display()
         );
     }

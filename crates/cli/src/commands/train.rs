@@ -199,6 +199,7 @@ pub(crate) fn starmd(args: &TrainStarmdArgs, global: &GlobalArgs, printer: &Prin
     }
     let ns: f64 = md.train.trajectories.iter().map(|t| t.ns()).sum();
     let mut trainer = Trainer::new(cfg.clone(), out_dir, args.run.resume, device)?;
+    trainer.set_data_max_dt_ns(md.train.max_dt_ns(&spec));
     write_config(out_dir, "train_config.json", &cfg)?;
     printer.note(format!(
         "training STAR-MD ({} parameters) from step {} to {} on {n_train} train trajectories ({ns:.1} ns) / {n_val} val → {}",

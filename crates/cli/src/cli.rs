@@ -90,11 +90,12 @@ pub(crate) enum Command {
     /// memory). --init must be one protein chain with N, CA and C in every residue and no gaps
     /// (CA–CA over 4.2 Å is an error); ligands, waters and ions are ignored, modified residues
     /// count as their parents (MSE as MET). --dt-ns must lie in the stride range the weights
-    /// were trained on (see `protforge inspect weights/starmd`).
+    /// were trained on (the shipped weights: 0.01–0.14 ns; `protforge inspect weights/starmd`
+    /// shows it).
     ///
     /// Examples:
-    ///   protforge rollout --init start.pdb --frames 200 --dt-ns 0.5 --out traj.xtc
-    ///   protforge rollout --init start.pdb --frames 1000 --dt-ns 1.0 --replicas 3 --seed 7 --out runs/traj.dcd
+    ///   protforge rollout --init start.pdb --frames 200 --dt-ns 0.1 --out traj.xtc
+    ///   protforge rollout --init start.pdb --frames 1000 --dt-ns 0.05 --replicas 3 --seed 7 --out runs/traj.dcd
     Rollout(RolloutArgs),
     /// Turn backbones into DPLM-2 structure tokens and back.
     ///

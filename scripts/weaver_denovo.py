@@ -62,6 +62,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--protforge", default="target/release/protforge")
+    ap.add_argument("--par-weights", help="PAR weights that generate the domains (default: the shipped weights/par)")
     ap.add_argument("--out", default="runs/weaver_denovo")
     ap.add_argument("--json", help="write the summary here")
     args = ap.parse_args()
@@ -75,6 +76,8 @@ def main():
         cmd = [args.protforge, "--no-progress", "--threads", str(args.threads), "assemble", "--weights", w,
                "--domain-lengths", args.domain_lengths, "--linker", args.linker,
                "--num-samples", str(args.num_samples), "--seed", str(args.seed), "--out", out]
+        if args.par_weights:
+            cmd += ["--par-weights", args.par_weights]
         t0 = time.time()
         subprocess.run(cmd, check=True)
         wall = time.time() - t0

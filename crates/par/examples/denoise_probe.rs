@@ -2,7 +2,7 @@
 //! denoise the final scale when the AR transformer sees the true (clean) coarse scales?
 //!
 //! ```sh
-//! cargo run --release -p protforge-par --example denoise_probe -- weights/par data/protforge_v1.safetensors [n_chains]
+//! cargo run --release -p protforge-par --example denoise_probe -- weights/par data/protforge_v1.safetensors [n_chains] [out_dir]
 //! ```
 //!
 //! For flow times t it reports the RMSD (Å) of the one-step estimate `x̂₁ = x_t + (1 − t)·v̂`
@@ -11,6 +11,11 @@
 //! integrates the final scale from pure noise with the ODE and the SDE given the true coarse
 //! scales, and reports bond statistics and the radius-of-gyration ratio to the truth. Together
 //! they separate "the decoder has not learned local geometry" from "the sampler loses it".
+//!
+//! With `out_dir`, each chain's SDE sample is idealised and written with its rebuilt N/CA/C/O
+//! as `out_dir/sde/chain_<k>.pdb` (as `protforge generate` writes its output), and the true
+//! chain as `out_dir/true/chain_<k>.pdb`, for `protforge eval backbones` (e.g. the helix
+//! fraction of the final scale when every coarse scale is the truth).
 
 #![allow(clippy::print_stdout)] // a command-line example prints its results
 
@@ -56,11 +61,31 @@ fn rms(x: &Tensor) -> candle_core::Result<f64> {
     Ok((f64::from(v) / x.dim(1)? as f64).sqrt() * ANG_PER_NM)
 }
 
+/// Write a `[1, L, 3]` nm trace as a full backbone PDB (Å), idealised first when `idealize`.
+fn write_chain(x: &Tensor, idealize: bool, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let ca: Vec<Vec<f32>> = (x.squeeze(0)? * ANG_PER_NM)?.to_vec2::<f32>()?;
+    let mut pts: Vec<protforge_se3::Vec3> = ca.iter().map(|p| protforge_se3::Vec3::new(p[0].into(), p[1].into(), p[2].into())).collect();
+    if idealize {
+        pts = protforge_structure::idealize::idealize_ca(&pts, &[], &protforge_structure::idealize::IdealizeParams::default())?.0;
+    }
+    #[allow(clippy::cast_possible_truncation)] // back to the f32 coordinates of the structure types
+    let ca: Vec<[f32; 3]> = pts.iter().map(|p| [p.x as f32, p.y as f32, p.z as f32]).collect();
+    let gly = vec![protforge_structure::residue::aatype_from_one('G'); ca.len()];
+    let bb = protforge_structure::Backbone::from_ca(&ca, Some(gly));
+    protforge_structure::write_pdb(path, &protforge_structure::rebuild::complete_backbone(&bb)?)?;
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let dir = args.get(1).cloned().unwrap_or_else(|| "weights/par".into());
     let data = args.get(2).cloned().unwrap_or_else(|| "data/protforge_v1.safetensors".into());
     let n_chains: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(8);
+    let out_dir = args.get(4).map(std::path::PathBuf::from);
+    if let Some(d) = &out_dir {
+        std::fs::create_dir_all(d.join("sde"))?;
+        std::fs::create_dir_all(d.join("true"))?;
+    }
     let device = Device::Cpu;
     let ck = Checkpoint::new(&dir);
     let cfg: ParConfig = ck.load_config()?;
@@ -115,6 +140,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             gen_acc[j][0] += bm;
             gen_acc[j][1] += bok;
             gen_acc[j][2] += rms(&out)? / rms(&x)?;
+            if let Some(d) = &out_dir
+                && integrator == Integrator::Sde
+            {
+                write_chain(&out, true, &d.join("sde").join(format!("chain_{}.pdb", used + 1)))?;
+                write_chain(&x, false, &d.join("true").join(format!("chain_{}.pdb", used + 1)))?;
+            }
         }
         used += 1;
         println!("chain {used}: L {len}, true Rg {:.1} Å, true bonds {:?}", rms(&x)?, bonds(&x)?);

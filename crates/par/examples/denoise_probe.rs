@@ -16,6 +16,11 @@
 //! as `out_dir/sde/chain_<k>.pdb` (as `protforge generate` writes its output), and the true
 //! chain as `out_dir/true/chain_<k>.pdb`, for `protforge eval backbones` (e.g. the helix
 //! fraction of the final scale when every coarse scale is the truth).
+//!
+//! With `out_dir` it also runs the prompt ladder: for each chain and k = 0 … n − 1, two samples
+//! from `sample_ca_conditioned` (the default sampler, idealised) with the true first k scales as
+//! the prompt, written as `out_dir/prompt_k<k>/chain_<c>_<j>.pdb`. Scoring each folder with
+//! `protforge eval backbones` shows after which generated scale the structure is lost.
 
 #![allow(clippy::print_stdout)] // a command-line example prints its results
 
@@ -23,10 +28,11 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use protforge_flow::r3::{IntegrateOptions, VelocityField, center, integrate, interpolate, predict_data};
 use protforge_flow::rng::{randn, seeded};
-use protforge_flow::{FlowError, GSchedule, Integrator, TimeGrid};
+use protforge_flow::{FlowError, GSchedule, Integrator, PerSampleNoise, TimeGrid};
 use protforge_nn::Checkpoint;
 use protforge_par::ParConfig;
 use protforge_par::model::{ANG_PER_NM, DecoderInput, FlowDecoder, ParModel};
+use protforge_par::sampler::{Conditioning, SampleOptions, sample_ca_conditioned};
 use protforge_par::scales::{down_weights, linear_weights};
 use protforge_par::train::CaSet;
 
@@ -145,6 +151,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             {
                 write_chain(&out, true, &d.join("sde").join(format!("chain_{}.pdb", used + 1)))?;
                 write_chain(&x, false, &d.join("true").join(format!("chain_{}.pdb", used + 1)))?;
+            }
+        }
+        if let Some(d) = &out_dir {
+            for k in 0..n {
+                let prompt: Vec<Vec<[f32; 3]>> = targets[..k]
+                    .iter()
+                    .map(|t| Ok((t.squeeze(0)? * ANG_PER_NM)?.to_vec2::<f32>()?.into_iter().map(|p| [p[0], p[1], p[2]]).collect()))
+                    .collect::<candle_core::Result<_>>()?;
+                let cond = Conditioning { prompt, ..Conditioning::default() };
+                let mut noise = [seeded(100 + used as u64), seeded(200 + used as u64)];
+                let out =
+                    sample_ca_conditioned(&model, len, 2, &SampleOptions::default(), &cond, &mut PerSampleNoise(&mut noise), &device)?;
+                let dir = d.join(format!("prompt_k{k}"));
+                std::fs::create_dir_all(&dir)?;
+                for (j, ca) in out.iter().enumerate() {
+                    let nm: Vec<f32> = ca.iter().flat_map(|p| p.map(|v| v / ANG_PER_NM as f32)).collect();
+                    write_chain(&Tensor::from_vec(nm, (1, len, 3), &device)?, true, &dir.join(format!("chain_{}_{j}.pdb", used + 1)))?;
+                }
             }
         }
         used += 1;

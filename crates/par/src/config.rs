@@ -3,6 +3,7 @@
 
 use crate::ParError;
 use crate::scales::{Downsample, ScaleSpec};
+use protforge_flow::{Integrator, ScaleSteps};
 use serde::{Deserialize, Serialize};
 
 /// Architecture of the autoregressive transformer `T_θ` (PAR §3.2).
@@ -179,11 +180,27 @@ pub struct ExposureBias {
     /// Probability of replacing the context by the decoder's one-step prediction
     /// `x_t + (1 − t)·v_θ` (scheduled sampling); 0 disables it.
     pub scheduled_sampling: f64,
+    /// Probability that a step trains on *sampled* contexts instead (multi-step scheduled
+    /// sampling), checked before the two switches above; 0 disables it. Coarse to fine, each
+    /// context scale's truth is noised to a time `t₀` from the training time distribution and
+    /// integrated to `t = 1` by the decoder (`sampled_steps` Euler steps over `[t₀, 1]`, the
+    /// default sampler's grid, `g` and noise scale, with self-conditioning), given the AR
+    /// embedding of the contexts sampled before it; then every scale is trained given these
+    /// contexts, with gradients stopped through them. Unlike the one-step prediction from true
+    /// contexts, these are sharp samples whose errors compound across scales, as at inference.
+    pub sampled_context: f64,
+    /// Integrator and step count of the context samples over `[t₀, 1]`.
+    pub sampled_steps: ScaleSteps,
 }
 
 impl Default for ExposureBias {
     fn default() -> Self {
-        Self { noisy_context: true, scheduled_sampling: 0.5 }
+        Self {
+            noisy_context: true,
+            scheduled_sampling: 0.5,
+            sampled_context: 0.0,
+            sampled_steps: ScaleSteps { integrator: Integrator::Sde, steps: 10 },
+        }
     }
 }
 

@@ -4,11 +4,11 @@
 //! Scale `i` starts from Gaussian noise; the decoder, conditioned on `z_i`, integrates it to
 //! `x_i`; `Up(x_i)` becomes the AR input of scale `i + 1`. The last scale is the full chain.
 
+use crate::ParError;
 use crate::model::{ANG_PER_NM, DecoderInput, FlowDecoder, ParModel};
+use crate::motif::{MotifGuide, ScaleTarget};
 use crate::scales::linear_weights;
 use candle_core::{DType, Tensor};
-use crate::ParError;
-use crate::motif::{MotifGuide, ScaleTarget};
 use protforge_flow::r3::{IntegrateOptions, NoiseSource, VelocityField, center, integrate, predict_data};
 use protforge_flow::{FlowError, GSchedule, ScalePlan, TimeGrid};
 use protforge_nn::attention::KvCache;
@@ -45,10 +45,11 @@ impl Default for SampleOptions {
     }
 }
 
-struct DecoderField<'a> {
-    decoder: &'a FlowDecoder,
-    z: &'a Tensor,
-    len: usize,
+/// The decoder as the velocity field of one scale, conditioned on `z [B, s, D_ar]`.
+pub(crate) struct DecoderField<'a> {
+    pub(crate) decoder: &'a FlowDecoder,
+    pub(crate) z: &'a Tensor,
+    pub(crate) len: usize,
 }
 
 impl VelocityField for DecoderField<'_> {
@@ -79,9 +80,11 @@ pub fn sample_ca<N: NoiseSource + ?Sized>(
 /// Zero-shot conditioning of a sampling run (PAR §"conditional generation").
 #[derive(Debug, Clone, Default)]
 pub struct Conditioning {
-    /// Point prompt: the first scale's CA points (Å, any frame), used instead of generating
-    /// that scale. Its size must equal the first scale size for the requested length.
-    pub prompt: Option<Vec<[f32; 3]>>,
+    /// Point prompt: the CA points (Å, any frame) of the first `prompt.len()` scales, used
+    /// instead of generating them (`protforge generate --prompt` gives the first scale). Each
+    /// must have its scale's size at the requested length, and at least the last scale is
+    /// generated.
+    pub prompt: Vec<Vec<[f32; 3]>>,
     /// Motif guides, one per batch element (empty: unconditional). Each is teacher-forced at
     /// every scale before the next scale is generated ([`MotifGuide::force`]).
     pub motifs: Vec<MotifGuide>,
@@ -197,13 +200,18 @@ pub fn sample_ca_conditioned<N: NoiseSource + ?Sized>(
         return Err(ParError::BadCondition(format!("length {len} is outside 1..={} (the model's maximum)", model.cfg.max_len)));
     }
     let sizes = model.cfg.scales.sizes(len);
-    if let Some(p) = &cond.prompt
-        && (sizes.len() < 2 || p.len() != sizes[0])
-    {
+    if !cond.prompt.is_empty() && cond.prompt.len() >= sizes.len() {
         return Err(ParError::BadCondition(format!(
-            "the prompt has {} points, but at length {len} this model's first scale has {} (scales {sizes:?}); a prompt needs a length above the first scale",
+            "a prompt of {} scale(s), but at length {len} this model has {} scales (sizes {sizes:?}); at least the last must be generated",
+            cond.prompt.len(),
+            sizes.len()
+        )));
+    }
+    if let Some((i, p)) = cond.prompt.iter().enumerate().find(|(i, p)| p.len() != sizes[*i]) {
+        return Err(ParError::BadCondition(format!(
+            "the prompt has {} points at scale {i}, but at length {len} this model's scale {i} has {} (scales {sizes:?}); a prompt needs a length above its scales",
             p.len(),
-            sizes[0]
+            sizes[i]
         )));
     }
     if !cond.motifs.is_empty() && (cond.motifs.len() != batch || cond.motifs.iter().any(|g| g.len() != len)) {
@@ -223,12 +231,12 @@ pub fn sample_ca_conditioned<N: NoiseSource + ?Sized>(
         };
         let z = model.ar.step(len, s, i, context.as_ref(), batch, &mut cache)?;
         let mask = Tensor::ones((batch, s), DType::F32, device)?;
-        let mut x = match (&cond.prompt, i) {
-            (Some(points), 0) => {
+        let mut x = match cond.prompt.get(i) {
+            Some(points) => {
                 let nm: Vec<[f32; 3]> = points.iter().map(|p| p.map(|v| v / ANG_PER_NM as f32)).collect();
                 center(&rows_to_tensor(&vec![nm; batch], device)?, &mask)?
             }
-            _ => {
+            None => {
                 let steps = opts.plan.scale(i);
                 let grid = opts.grid.times(steps.steps)?;
                 let x0 = noise.draw(&[batch, s, 3], device)?;
@@ -266,8 +274,8 @@ mod tests {
     use crate::config::ParConfig;
     use candle_core::Device;
     use candle_nn::{VarBuilder, VarMap};
-    use protforge_flow::rng::seeded;
     use protforge_flow::PerSampleNoise;
+    use protforge_flow::rng::seeded;
 
     #[test]
     fn samples_have_the_right_shape_and_are_reproducible_per_sample() {
@@ -307,13 +315,43 @@ mod tests {
         let n0 = first_scale_size(&model, len);
         assert_eq!(n0, 4);
         let prompt: Vec<[f32; 3]> = (0..n0).map(|i| [10.0 * i as f32, 0.0, 0.0]).collect();
-        let cond = Conditioning { prompt: Some(prompt.clone()), ..Conditioning::default() };
+        let cond = Conditioning { prompt: vec![prompt.clone()], ..Conditioning::default() };
         let a = sample_ca_conditioned(&model, len, 1, &opts, &cond, &mut seeded(1), &Device::Cpu).unwrap();
         let b = sample_ca_conditioned(&model, len, 1, &opts, &Conditioning::default(), &mut seeded(1), &Device::Cpu).unwrap();
         assert_ne!(a, b, "the prompt must change the sample");
-        let bad = Conditioning { prompt: Some(prompt[..3].to_vec()), ..Conditioning::default() };
+        let bad = Conditioning { prompt: vec![prompt[..3].to_vec()], ..Conditioning::default() };
         let err = sample_ca_conditioned(&model, len, 1, &opts, &bad, &mut seeded(1), &Device::Cpu).unwrap_err().to_string();
-        assert!(err.contains("prompt has 3 points"), "{err}");
+        assert!(err.contains("prompt has 3 points at scale 0"), "{err}");
+        // Every scale given: nothing left to generate.
+        let sizes = model.cfg.scales.sizes(len);
+        let all: Vec<Vec<[f32; 3]>> = sizes.iter().map(|&s| vec![[0.0; 3]; s]).collect();
+        let err = sample_ca_conditioned(
+            &model,
+            len,
+            1,
+            &opts,
+            &Conditioning { prompt: all, ..Conditioning::default() },
+            &mut seeded(1),
+            &Device::Cpu,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("at least the last must be generated"), "{err}");
+        // Two prompted scales: the second scale of the output is no longer sampled, so the
+        // result differs from the one-scale prompt with the same noise.
+        let mut two = vec![prompt.clone()];
+        two.push((0..sizes[1]).map(|i| [3.0 * i as f32, 1.0, 0.0]).collect());
+        let c = sample_ca_conditioned(
+            &model,
+            len,
+            1,
+            &opts,
+            &Conditioning { prompt: two, ..Conditioning::default() },
+            &mut seeded(1),
+            &Device::Cpu,
+        )
+        .unwrap();
+        assert_ne!(a, c, "a second prompted scale must change the sample");
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //! [`protforge_nn::train::step_rng`]`(seed, k)`, so a run resumed from a checkpoint at step
 //! `k` replays exactly the steps an uninterrupted run would take.
 
+use crate::ParError;
 use crate::config::{ExposureBias, ParConfig};
 use crate::model::{ANG_PER_NM, DecoderInput, ParModel};
+use crate::sampler::{DecoderField, SampleOptions};
 use crate::scales::{down_weights, linear_weights};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use protforge_flow::TimeDistribution;
-use protforge_flow::r3::{center, interpolate, predict_data, velocity_target};
+use protforge_flow::r3::{IntegrateOptions, center, integrate, interpolate, predict_data, velocity_target};
 use protforge_flow::rng::randn;
 use protforge_nn::NnError;
 use protforge_nn::init::init_seeded;
@@ -271,57 +273,107 @@ fn sample_times<R: Rng + ?Sized>(dist: &TimeDistribution, b: usize, rng: &mut R,
     Tensor::from_vec(t, b, device)
 }
 
+/// The training targets `x^i = Down(x, s_i)`, centred, of `x [B, L, 3]` (nm), one per scale.
+fn scale_targets(model: &ParModel, x: &Tensor) -> Result<Vec<Tensor>, protforge_flow::FlowError> {
+    let (b, len, _) = x.dims3()?;
+    let mcfg = &model.cfg;
+    let sizes = mcfg.scales.sizes(len);
+    let mut targets = Vec::with_capacity(sizes.len());
+    for &s in &sizes {
+        let xi = if s == len { x.clone() } else { apply(down_weights(mcfg.downsample, len, s), len, s, x)? };
+        targets.push(center(&xi, &ones_mask(b, s, x.device())?)?);
+    }
+    Ok(targets)
+}
+
+/// `Up(context_i)` to the next scale's size for every context: `[B, sizes[i+1], 3]`.
+fn upsample_contexts(sizes: &[usize], contexts: &[Tensor]) -> candle_core::Result<Vec<Tensor>> {
+    contexts.iter().enumerate().map(|(i, c)| apply(linear_weights(sizes[i], sizes[i + 1]), sizes[i], sizes[i + 1], c)).collect()
+}
+
+/// Contexts of multi-step scheduled sampling ([`ExposureBias::sampled_context`]): for scales
+/// `0..n−1` in order, the truth `targets[i] [B, s_i, 3]` (nm) noised to one `t₀` per scale
+/// and integrated to `t = 1` by the decoder, conditioned on the AR embedding of the contexts
+/// sampled before it. Returns `n − 1` detached tensors `[B, s_i, 3]` (nm, centred).
+fn sampled_contexts<R: Rng + ?Sized>(
+    model: &ParModel,
+    targets: &[Tensor],
+    sizes: &[usize],
+    len: usize,
+    cfg: &TrainConfig,
+    rng: &mut R,
+) -> Result<Vec<Tensor>, ParError> {
+    let n = sizes.len();
+    let b = targets[0].dim(0)?;
+    let device = targets[0].device();
+    let defaults = SampleOptions::default();
+    let steps = cfg.exposure.sampled_steps;
+    let unit = defaults.grid.times(steps.steps)?;
+    let io = IntegrateOptions {
+        integrator: steps.integrator,
+        g: defaults.g,
+        gamma: defaults.noise_scale,
+        self_condition: model.decoder.self_condition(),
+    };
+    let mut contexts: Vec<Tensor> = Vec::with_capacity(n - 1);
+    for i in 0..n - 1 {
+        let z = model.ar.forward_all(len, &sizes[..=i], &upsample_contexts(sizes, &contexts)?, b)?.swap_remove(i).detach();
+        let t0 = cfg.time.sample(rng)?;
+        let mask = ones_mask(b, sizes[i], device)?;
+        let eps = center(&randn(rng, &[b, sizes[i], 3], device)?, &mask)?;
+        let x_t0 = interpolate(&eps, &targets[i], &Tensor::full(t0 as f32, b, device)?)?;
+        let grid: Vec<f64> = unit.iter().map(|u| t0 + (1.0 - t0) * u).collect();
+        let field = DecoderField { decoder: &model.decoder, z: &z, len };
+        contexts.push(integrate(&field, &x_t0, &mask, &grid, &io, &mut &mut *rng)?.detach());
+    }
+    Ok(contexts)
+}
+
 /// Per-scale flow-matching losses of one batch (PAR eq. for L: mean over scales of the
 /// per-residue velocity MSE), with noisy context learning and scheduled sampling as
 /// configured. `x [B, L, 3]` in nm, centred. Returns the total loss and the per-scale values.
 ///
 /// # Errors
 /// Candle errors.
-pub fn batch_loss<R: Rng + ?Sized>(
-    model: &ParModel,
-    x: &Tensor,
-    cfg: &TrainConfig,
-    rng: &mut R,
-) -> Result<(Tensor, Vec<f32>), protforge_flow::FlowError> {
+pub fn batch_loss<R: Rng + ?Sized>(model: &ParModel, x: &Tensor, cfg: &TrainConfig, rng: &mut R) -> Result<(Tensor, Vec<f32>), ParError> {
     let (b, len, _) = x.dims3()?;
     let device = x.device();
     let mcfg = &model.cfg;
     let sizes = mcfg.scales.sizes(len);
     let n = sizes.len();
-    // Targets x^i = Down(x, s_i), centred.
-    let mut targets = Vec::with_capacity(n);
-    for &s in &sizes {
-        let xi = if s == len { x.clone() } else { apply(down_weights(mcfg.downsample, len, s), len, s, x)? };
-        targets.push(center(&xi, &ones_mask(b, s, device)?)?);
-    }
-    // Contexts for scales 1..n: noisy context learning on the ground truth.
-    let mut contexts: Vec<Tensor> = Vec::with_capacity(n.saturating_sub(1));
-    for (i, xi) in targets.iter().take(n - 1).enumerate() {
-        let ctx = if cfg.exposure.noisy_context {
-            let w: Vec<f32> = (0..b).map(|_| rng.random::<f32>()).collect();
-            let w = Tensor::from_vec(w, b, device)?;
-            let eps = randn(rng, &[b, sizes[i], 3], device)?;
-            interpolate(&eps, xi, &w)?
-        } else {
-            xi.clone()
-        };
-        contexts.push(ctx);
-    }
-    let upsample = |ctx: &[Tensor]| -> candle_core::Result<Vec<Tensor>> {
-        ctx.iter().enumerate().map(|(i, c)| apply(linear_weights(sizes[i], sizes[i + 1]), sizes[i], sizes[i + 1], c)).collect()
-    };
-    // Scheduled sampling: replace the contexts by the decoder's one-step predictions.
-    if n > 1 && cfg.exposure.scheduled_sampling > 0.0 && rng.random::<f64>() < cfg.exposure.scheduled_sampling {
-        let zs = model.ar.forward_all(len, &sizes, &upsample(&contexts)?, b)?;
-        for i in 0..n - 1 {
-            let t = sample_times(&cfg.time, b, rng, device)?;
-            let eps = center(&randn(rng, &[b, sizes[i], 3], device)?, &ones_mask(b, sizes[i], device)?)?;
-            let x_t = interpolate(&eps, &targets[i], &t)?;
-            let z = zs[i].detach();
-            let v = model.decoder.forward(&DecoderInput { x_t: &x_t, t: &t, z: &z, x_sc: None, len })?;
-            contexts[i] = predict_data(&x_t, &v, &t)?.detach();
+    let targets = scale_targets(model, x)?;
+    let upsample = |ctx: &[Tensor]| upsample_contexts(&sizes, ctx);
+    let sampled = n > 1 && cfg.exposure.sampled_context > 0.0 && rng.random::<f64>() < cfg.exposure.sampled_context;
+    let contexts = if sampled {
+        sampled_contexts(model, &targets, &sizes, len, cfg, rng)?
+    } else {
+        // Contexts for scales 1..n: noisy context learning on the ground truth.
+        let mut contexts: Vec<Tensor> = Vec::with_capacity(n.saturating_sub(1));
+        for (i, xi) in targets.iter().take(n - 1).enumerate() {
+            let ctx = if cfg.exposure.noisy_context {
+                let w: Vec<f32> = (0..b).map(|_| rng.random::<f32>()).collect();
+                let w = Tensor::from_vec(w, b, device)?;
+                let eps = randn(rng, &[b, sizes[i], 3], device)?;
+                interpolate(&eps, xi, &w)?
+            } else {
+                xi.clone()
+            };
+            contexts.push(ctx);
         }
-    }
+        // Scheduled sampling: replace the contexts by the decoder's one-step predictions.
+        if n > 1 && cfg.exposure.scheduled_sampling > 0.0 && rng.random::<f64>() < cfg.exposure.scheduled_sampling {
+            let zs = model.ar.forward_all(len, &sizes, &upsample(&contexts)?, b)?;
+            for i in 0..n - 1 {
+                let t = sample_times(&cfg.time, b, rng, device)?;
+                let eps = center(&randn(rng, &[b, sizes[i], 3], device)?, &ones_mask(b, sizes[i], device)?)?;
+                let x_t = interpolate(&eps, &targets[i], &t)?;
+                let z = zs[i].detach();
+                let v = model.decoder.forward(&DecoderInput { x_t: &x_t, t: &t, z: &z, x_sc: None, len })?;
+                contexts[i] = predict_data(&x_t, &v, &t)?.detach();
+            }
+        }
+        contexts
+    };
     let zs = model.ar.forward_all(len, &sizes, &upsample(&contexts)?, b)?;
     let mut total = Tensor::zeros((), DType::F32, device)?;
     let mut parts = Vec::with_capacity(n);
@@ -377,7 +429,7 @@ pub enum TrainError {
     /// Flow error.
     #[error(transparent)]
     Flow(#[from] protforge_flow::FlowError),
-    /// Invalid model config.
+    /// Invalid model config, or a model error while building a batch's loss.
     #[error(transparent)]
     Config(#[from] crate::ParError),
     /// File error.
@@ -722,5 +774,41 @@ mod tests {
         }
         let after = eval(&t);
         assert!(after < 0.8 * before, "loss {before} -> {after}");
+    }
+
+    #[test]
+    fn sampled_contexts_follow_the_truth_from_late_times_and_change_the_loss() {
+        let set = toy_set(6, 4);
+        let cfg = TrainConfig::tiny();
+        let dir = tempfile::tempdir().unwrap();
+        let t = Trainer::new(cfg.clone(), dir.path(), false, Device::Cpu).unwrap();
+        let x = sample_batch(&set, &cfg, &mut step_rng(9, 0), &Device::Cpu).unwrap();
+        let (_, len, _) = x.dims3().unwrap();
+        let sizes = cfg.model.scales.sizes(len);
+        assert!(sizes.len() > 2, "{sizes:?}");
+        let targets = scale_targets(t.model(), &x).unwrap();
+        // RMS distance (nm) of the sampled contexts from the downsampled truth.
+        let rms_off = |time: TimeDistribution| -> f32 {
+            let c = TrainConfig { time, ..cfg.clone() };
+            let ctx = sampled_contexts(t.model(), &targets, &sizes, len, &c, &mut step_rng(3, 0)).unwrap();
+            assert_eq!(ctx.len(), sizes.len() - 1);
+            let mut total = 0.0;
+            for (c, truth) in ctx.iter().zip(&targets) {
+                assert_eq!(c.dims(), truth.dims());
+                total += (c - truth).unwrap().sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+            }
+            (total / ctx.len() as f32).sqrt()
+        };
+        let late = rms_off(TimeDistribution::Beta { a: 400.0, b: 1.0 });
+        let any = rms_off(TimeDistribution::Uniform);
+        assert!(late < 0.2 * any, "from t0 ≈ 1 the contexts must stay near the truth: {late} vs {any} nm");
+        let loss = |p: f64| {
+            let mut c = cfg.clone();
+            c.exposure.sampled_context = p;
+            batch_loss(t.model(), &x, &c, &mut step_rng(7, 0)).unwrap().0.to_scalar::<f32>().unwrap()
+        };
+        let (off, on) = (loss(0.0), loss(1.0));
+        assert!(on.is_finite() && off.is_finite());
+        assert_ne!(on, off, "sampled contexts must change the loss");
     }
 }

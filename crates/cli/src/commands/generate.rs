@@ -146,7 +146,7 @@ pub(crate) fn run(args: &GenerateArgs, global: &GlobalArgs, printer: &Printer) -
     }
     let sha = Checkpoint::new(&weights).info()?.sha256;
     let prompt = match &args.prompt {
-        None => None,
+        None => Vec::new(),
         Some(path) => {
             let bb = super::io::read_structure(path, None)?;
             let points: Vec<[f32; 3]> = (0..bb.len()).filter(|&i| bb.atom_mask[i][1]).map(|i| bb.coords[i][1]).collect();
@@ -161,7 +161,7 @@ pub(crate) fn run(args: &GenerateArgs, global: &GlobalArgs, printer: &Printer) -
                     );
                 }
             }
-            Some(points)
+            vec![points]
         }
     };
 

@@ -315,42 +315,22 @@ mod tests {
         let n0 = first_scale_size(&model, len);
         assert_eq!(n0, 4);
         let prompt: Vec<[f32; 3]> = (0..n0).map(|i| [10.0 * i as f32, 0.0, 0.0]).collect();
-        let cond = Conditioning { prompt: vec![prompt.clone()], ..Conditioning::default() };
-        let a = sample_ca_conditioned(&model, len, 1, &opts, &cond, &mut seeded(1), &Device::Cpu).unwrap();
-        let b = sample_ca_conditioned(&model, len, 1, &opts, &Conditioning::default(), &mut seeded(1), &Device::Cpu).unwrap();
+        let run = |prompt: Vec<Vec<[f32; 3]>>| {
+            let cond = Conditioning { prompt, ..Conditioning::default() };
+            sample_ca_conditioned(&model, len, 1, &opts, &cond, &mut seeded(1), &Device::Cpu).map_err(|e| e.to_string())
+        };
+        let a = run(vec![prompt.clone()]).unwrap();
+        let b = run(Vec::new()).unwrap();
         assert_ne!(a, b, "the prompt must change the sample");
-        let bad = Conditioning { prompt: vec![prompt[..3].to_vec()], ..Conditioning::default() };
-        let err = sample_ca_conditioned(&model, len, 1, &opts, &bad, &mut seeded(1), &Device::Cpu).unwrap_err().to_string();
+        let err = run(vec![prompt[..3].to_vec()]).unwrap_err();
         assert!(err.contains("prompt has 3 points at scale 0"), "{err}");
         // Every scale given: nothing left to generate.
         let sizes = model.cfg.scales.sizes(len);
-        let all: Vec<Vec<[f32; 3]>> = sizes.iter().map(|&s| vec![[0.0; 3]; s]).collect();
-        let err = sample_ca_conditioned(
-            &model,
-            len,
-            1,
-            &opts,
-            &Conditioning { prompt: all, ..Conditioning::default() },
-            &mut seeded(1),
-            &Device::Cpu,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = run(sizes.iter().map(|&s| vec![[0.0; 3]; s]).collect()).unwrap_err();
         assert!(err.contains("at least the last must be generated"), "{err}");
         // Two prompted scales: the second scale of the output is no longer sampled, so the
         // result differs from the one-scale prompt with the same noise.
-        let mut two = vec![prompt.clone()];
-        two.push((0..sizes[1]).map(|i| [3.0 * i as f32, 1.0, 0.0]).collect());
-        let c = sample_ca_conditioned(
-            &model,
-            len,
-            1,
-            &opts,
-            &Conditioning { prompt: two, ..Conditioning::default() },
-            &mut seeded(1),
-            &Device::Cpu,
-        )
-        .unwrap();
+        let c = run(vec![prompt.clone(), (0..sizes[1]).map(|i| [3.0 * i as f32, 1.0, 0.0]).collect()]).unwrap();
         assert_ne!(a, c, "a second prompted scale must change the sample");
     }
 

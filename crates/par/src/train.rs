@@ -330,8 +330,8 @@ fn sampled_contexts<R: Rng + ?Sized>(
 }
 
 /// Per-scale flow-matching losses of one batch (PAR eq. for L: mean over scales of the
-/// per-residue velocity MSE), with noisy context learning and scheduled sampling as
-/// configured. `x [B, L, 3]` in nm, centred. Returns the total loss and the per-scale values.
+/// per-residue velocity MSE), with noisy context learning, scheduled sampling and sampled
+/// contexts as configured ([`ExposureBias`]). `x [B, L, 3]` in nm, centred. Returns the total loss and the per-scale values.
 ///
 /// # Errors
 /// Candle errors.

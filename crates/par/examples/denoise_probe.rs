@@ -26,32 +26,15 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use protforge_flow::r3::{IntegrateOptions, VelocityField, center, integrate, interpolate, predict_data};
+use protforge_flow::r3::{IntegrateOptions, center, integrate, interpolate, predict_data};
 use protforge_flow::rng::{randn, seeded};
-use protforge_flow::{FlowError, GSchedule, Integrator, PerSampleNoise, TimeGrid};
+use protforge_flow::{GSchedule, Integrator, PerSampleNoise, TimeGrid};
 use protforge_nn::Checkpoint;
 use protforge_par::ParConfig;
-use protforge_par::model::{ANG_PER_NM, DecoderInput, FlowDecoder, ParModel};
-use protforge_par::sampler::{Conditioning, SampleOptions, sample_ca_conditioned};
-use protforge_par::scales::{down_weights, linear_weights};
-use protforge_par::train::CaSet;
-
-fn apply(w: &[f32], from: usize, to: usize, x: &Tensor) -> candle_core::Result<Tensor> {
-    Tensor::from_vec(w.to_vec(), (1, to, from), x.device())?.matmul(x)
-}
-
-struct Field<'a> {
-    decoder: &'a FlowDecoder,
-    z: &'a Tensor,
-    len: usize,
-}
-
-impl VelocityField for Field<'_> {
-    fn velocity(&self, x_t: &Tensor, t: f64, sc: Option<&Tensor>) -> Result<Tensor, FlowError> {
-        let tt = Tensor::full(t as f32, x_t.dim(0)?, x_t.device())?;
-        Ok(self.decoder.forward(&DecoderInput { x_t, t: &tt, z: self.z, x_sc: sc, len: self.len })?)
-    }
-}
+use protforge_par::model::{ANG_PER_NM, DecoderInput, ParModel};
+use protforge_par::sampler::{Conditioning, DecoderField, SampleOptions, sample_ca_conditioned};
+use protforge_par::scales::linear_weights;
+use protforge_par::train::{CaSet, scale_targets};
 
 /// `(mean CA–CA Å, fraction in [3.6, 4.0])` of `x [1, L, 3]` in nm.
 fn bonds(x: &Tensor) -> candle_core::Result<(f64, f64)> {
@@ -110,14 +93,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let x = center(&Tensor::from_vec(flat, (1, len, 3), &device)?, &ones)?;
         let sizes = cfg.scales.sizes(len);
         let n = sizes.len();
-        let mut targets = Vec::with_capacity(n);
-        for &s in &sizes {
-            let xi = if s == len { x.clone() } else { apply(&down_weights(cfg.downsample, len, s), len, s, &x)? };
-            targets.push(center(&xi, &Tensor::ones((1, s), DType::F32, &device)?)?);
-        }
+        let targets = scale_targets(&model, &x)?;
         let mut contexts = Vec::with_capacity(n - 1);
         for i in 0..n - 1 {
-            contexts.push(apply(&linear_weights(sizes[i], sizes[i + 1]), sizes[i], sizes[i + 1], &targets[i])?);
+            let up = Tensor::from_vec(linear_weights(sizes[i], sizes[i + 1]), (1, sizes[i + 1], sizes[i]), &device)?;
+            contexts.push(up.matmul(&targets[i])?);
         }
         let zs = model.ar.forward_all(len, &sizes, &contexts, 1)?;
         let z = &zs[n - 1];
@@ -141,7 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let grid = TimeGrid::default().times(200)?;
             let opts = IntegrateOptions { integrator, g: GSchedule::InverseT, gamma, self_condition: true };
             let x0 = randn(&mut rng, &[1, len, 3], &device)?;
-            let out = integrate(&Field { decoder: &model.decoder, z, len }, &x0, &ones, &grid, &opts, &mut rng)?;
+            let out = integrate(&DecoderField { decoder: &model.decoder, z, len }, &x0, &ones, &grid, &opts, &mut rng)?;
             let (bm, bok) = bonds(&out)?;
             gen_acc[j][0] += bm;
             gen_acc[j][1] += bok;

@@ -46,10 +46,13 @@ impl Default for SampleOptions {
 }
 
 /// The decoder as the velocity field of one scale, conditioned on `z [B, s, D_ar]`.
-pub(crate) struct DecoderField<'a> {
-    pub(crate) decoder: &'a FlowDecoder,
-    pub(crate) z: &'a Tensor,
-    pub(crate) len: usize,
+pub struct DecoderField<'a> {
+    /// The shared flow decoder.
+    pub decoder: &'a FlowDecoder,
+    /// AR embedding of the scale, `[B, s, D_ar]`.
+    pub z: &'a Tensor,
+    /// Chain length `L` (the positions of every scale span 1..=L).
+    pub len: usize,
 }
 
 impl VelocityField for DecoderField<'_> {

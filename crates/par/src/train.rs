@@ -16,6 +16,7 @@ use protforge_flow::TimeDistribution;
 use protforge_flow::r3::{IntegrateOptions, center, integrate, interpolate, predict_data, velocity_target};
 use protforge_flow::rng::randn;
 use protforge_nn::NnError;
+use protforge_nn::attention::KvCache;
 use protforge_nn::init::init_seeded;
 use protforge_nn::train::{AdamWConfig, CsvRow, LoopSettings, LrSchedule, Params, TrainCheckpoint, TrainState, Trainee, step_rng};
 use rand::Rng;
@@ -274,7 +275,10 @@ fn sample_times<R: Rng + ?Sized>(dist: &TimeDistribution, b: usize, rng: &mut R,
 }
 
 /// The training targets `x^i = Down(x, s_i)`, centred, of `x [B, L, 3]` (nm), one per scale.
-fn scale_targets(model: &ParModel, x: &Tensor) -> Result<Vec<Tensor>, protforge_flow::FlowError> {
+///
+/// # Errors
+/// Candle errors.
+pub fn scale_targets(model: &ParModel, x: &Tensor) -> Result<Vec<Tensor>, protforge_flow::FlowError> {
     let (b, len, _) = x.dims3()?;
     let mcfg = &model.cfg;
     let sizes = mcfg.scales.sizes(len);
@@ -316,8 +320,13 @@ fn sampled_contexts<R: Rng + ?Sized>(
         self_condition: model.decoder.self_condition(),
     };
     let mut contexts: Vec<Tensor> = Vec::with_capacity(n - 1);
+    let mut cache = KvCache::for_layers(model.ar.n_layers());
     for i in 0..n - 1 {
-        let z = model.ar.forward_all(len, &sizes[..=i], &upsample_contexts(sizes, &contexts)?, b)?.swap_remove(i).detach();
+        let up = match contexts.last() {
+            Some(prev) => Some(apply(linear_weights(sizes[i - 1], sizes[i]), sizes[i - 1], sizes[i], prev)?),
+            None => None,
+        };
+        let z = model.ar.step(len, sizes[i], i, up.as_ref(), b, &mut cache)?.detach();
         let t0 = cfg.time.sample(rng)?;
         let mask = ones_mask(b, sizes[i], device)?;
         let eps = center(&randn(rng, &[b, sizes[i], 3], device)?, &mask)?;
